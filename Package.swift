@@ -1,0 +1,42 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "Sigil",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "sigil", targets: ["sigil"]),
+        .library(name: "SigilCore", targets: ["SigilCore"]),
+        .library(name: "SigilCommands", targets: ["SigilCommands"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        .target(
+            name: "SigilCore",
+            dependencies: [
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
+        .target(
+            name: "SigilCommands",
+            dependencies: [
+                "SigilCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .executableTarget(name: "sigil", dependencies: ["SigilCommands"]),
+        .target(name: "SigilTesting", dependencies: ["SigilCore"]),
+        .testTarget(name: "SigilCoreTests", dependencies: ["SigilCore", "SigilTesting"]),
+        .testTarget(name: "SigilCommandsTests", dependencies: ["SigilCommands", "SigilCore", "SigilTesting"]),
+    ]
+)
