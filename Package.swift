@@ -32,6 +32,8 @@ let package = Package(
                 "SigilCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
         ),
         .executableTarget(name: "sigil", dependencies: ["SigilCommands"]),

@@ -1,1 +1,58 @@
+import ArgumentParser
+import Foundation
 import SigilCore
+
+/// The `sigil` command.
+public struct Sigil: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "sigil",
+        abstract: "Certificate lifecycle management: keys, CSRs, a private CA, and everything after.",
+        discussion: """
+            Exit codes: 0 success; 1 the operation failed (policy or template violation, \
+            lint errors, a file that already exists); 2 bad usage or bad input \
+            (malformed file, wrong passphrase, unknown key type).
+            """,
+        version: SigilVersion.current,
+        subcommands: [KeyCommand.self, CSRCommand.self]
+    )
+
+    public init() {}
+
+    /// Runs the command line and returns the process exit code. Errors are
+    /// printed as one `sigil: error:` line (plus the list of broken rules).
+    public static func run(arguments: [String]) async -> Int32 {
+        let console = Console.current
+        do {
+            var command = try parseAsRoot(arguments)
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            return 0
+        } catch let error as SigilError {
+            console.error("sigil: error: \(error.description)")
+            return exitCode(for: error.kind)
+        } catch {
+            let code = exitCode(for: error).rawValue
+            let message = fullMessage(for: error)
+            if code == 0 {
+                if !message.isEmpty { console.print(message) }
+            } else if !message.isEmpty {
+                console.error(message.hasPrefix("Error:") ? "sigil: error:" + message.dropFirst(6) : message)
+            }
+            return code
+        }
+    }
+
+    static func exitCode(for kind: SigilError.Kind) -> Int32 {
+        switch kind {
+        case .badInput, .wrongPassphrase, .unsupported: return 2
+        default: return 1
+        }
+    }
+}
+
+public enum SigilVersion {
+    public static let current = "0.1.0"
+}

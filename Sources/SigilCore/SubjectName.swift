@@ -149,6 +149,9 @@ extension DistinguishedName {
             guard value.count == 2, value.allSatisfy({ $0.isASCII && $0.isUppercase }) else {
                 throw SigilError.badInput("\(context): country '\(value)' must be a two-letter ISO 3166 code such as US or DE")
             }
+            guard ISO3166.alpha2.contains(value) else {
+                throw SigilError.badInput("\(context): '\(value)' is not an ISO 3166-1 country code")
+            }
         }
         do {
             switch type.stringType {

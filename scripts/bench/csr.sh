@@ -80,7 +80,7 @@ def pct(xs, q):  # nearest-rank percentile
 ver = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.strip()
 load = open("/proc/loadavg").read().split()[:3]
 print(f"== sigil csr new vs openssl req -new -newkey; {ver}; {os.cpu_count()} cores; load {' '.join(load)}")
-print(f"   subject {SUBJ}, SAN {SAN}; release sigil: {sigil}")
+print(f"   subject {SUBJ}, SAN {SAN}; sigil binary: {sigil}")
 print()
 rows, results = [], []
 for name, kt, newkey, runs in CASES:

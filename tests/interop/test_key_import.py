@@ -10,8 +10,8 @@ from interop_helpers import (
 )
 
 
-def show(path, *extra):
-    return sigil_json("key", "show", path, *extra, "--json")
+def show(path, *extra, **kw):
+    return sigil_json("key", "show", path, *extra, "--json", **kw)
 
 
 def check(data, kt, fp, *, encrypted, fmt):
