@@ -38,7 +38,12 @@ let package = Package(
         ),
         .executableTarget(name: "sigil", dependencies: ["SigilCommands"]),
         .target(name: "SigilTesting", dependencies: ["SigilCore"]),
-        .testTarget(name: "SigilCoreTests", dependencies: ["SigilCore", "SigilTesting"]),
+        .testTarget(name: "SigilCoreTests", dependencies: [
+            "SigilCore", "SigilTesting",
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "SwiftASN1", package: "swift-asn1"),
+        ]),
         .testTarget(name: "SigilCommandsTests", dependencies: ["SigilCommands", "SigilCore", "SigilTesting"]),
     ]
 )

@@ -142,9 +142,6 @@ extension DistinguishedName {
             throw SigilError.badInput("\(context): unknown attribute '\(name)' (known: \(known), serialNumber, street, DC, ...)")
         }
         guard !value.isEmpty else { throw SigilError.badInput("\(context): \(type.shortName) is empty") }
-        guard value.count <= type.maxLength else {
-            throw SigilError.badInput("\(context): \(type.shortName) is \(value.count) characters; RFC 5280 allows at most \(type.maxLength)")
-        }
         if type == .country {
             guard value.count == 2, value.allSatisfy({ $0.isASCII && $0.isUppercase }) else {
                 throw SigilError.badInput("\(context): country '\(value)' must be a two-letter ISO 3166 code such as US or DE")
@@ -152,6 +149,9 @@ extension DistinguishedName {
             guard ISO3166.alpha2.contains(value) else {
                 throw SigilError.badInput("\(context): '\(value)' is not an ISO 3166-1 country code")
             }
+        }
+        guard value.count <= type.maxLength else {
+            throw SigilError.badInput("\(context): \(type.shortName) is \(value.count) characters; RFC 5280 allows at most \(type.maxLength)")
         }
         do {
             switch type.stringType {

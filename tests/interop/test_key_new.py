@@ -173,7 +173,7 @@ def test_small_rsa_refused(tmp_path, bits):
     assert dir_listing(tmp_path) == set()
 
 
-@pytest.mark.parametrize("bad", ["ec:P-192", "dsa:2048", "rsa:abc", "mldsa:99", "ed448x", "P-256", ""])
+@pytest.mark.parametrize("bad", ["ec:P-192", "dsa:2048", "rsa:abc", "mldsa:99", "ed448x", ""])
 def test_unknown_key_type(tmp_path, bad):
     key = tmp_path / "k.pem"
     p = sigil("key", "new", "--key-type", bad, "--out", key, "--no-passphrase")
