@@ -43,6 +43,7 @@ def test_openssl_csr(ossl, kt):
         assert data["signature_algorithm"] == "sha256WithRSAEncryption"
     assert data["key_usage"] == ["digitalSignature"], data
     assert data["extended_key_usage"] == ["serverAuth"], data
+    assert "challenge_password" in data, "challenge_password must be present (null when absent)"
     assert data["challenge_password"] is None
     assert isinstance(data["extensions"], list) and len(data["extensions"]) >= 3, data
 

@@ -183,6 +183,7 @@ def test_sigil_csr_show_own_csr(made, kt):
     assert k["public_key_sha256"] == spki_sha256(load_private_key(key))
     kshow = sigil_json("key", "show", key, "--json")
     assert kshow["public_key_sha256"] == k["public_key_sha256"]
+    assert "challenge_password" in data, "challenge_password must be present (null when absent)"
     assert data["challenge_password"] is None
     for f in ("key_usage", "extended_key_usage", "extensions", "attributes"):
         assert isinstance(data[f], list), (f, data)
