@@ -15,6 +15,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/vapor/sql-kit.git", from: "3.36.0"),
+        .package(url: "https://github.com/vapor/sqlite-kit.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         .target(
@@ -27,9 +30,28 @@ let package = Package(
             ]
         ),
         .target(
-            name: "SigilCommands",
+            name: "SigilStore",
             dependencies: [
                 "SigilCore",
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "SQLiteKit", package: "sqlite-kit"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "SigilAuthority",
+            dependencies: [
+                "SigilCore", "SigilStore",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
+        .target(
+            name: "SigilCommands",
+            dependencies: [
+                "SigilCore", "SigilStore", "SigilAuthority",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -37,11 +59,17 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "sigil", dependencies: ["SigilCommands"]),
-        .target(name: "SigilTesting", dependencies: ["SigilCore"]),
+        .target(name: "SigilTesting", dependencies: ["SigilCore", "SigilStore", "SigilAuthority"]),
         .testTarget(name: "SigilCoreTests", dependencies: [
             "SigilCore", "SigilTesting",
             .product(name: "X509", package: "swift-certificates"),
             .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "SwiftASN1", package: "swift-asn1"),
+        ]),
+        .testTarget(name: "SigilStoreTests", dependencies: ["SigilStore", "SigilCore", "SigilTesting"]),
+        .testTarget(name: "SigilAuthorityTests", dependencies: [
+            "SigilAuthority", "SigilStore", "SigilCore", "SigilTesting",
+            .product(name: "X509", package: "swift-certificates"),
             .product(name: "SwiftASN1", package: "swift-asn1"),
         ]),
         .testTarget(name: "SigilCommandsTests", dependencies: ["SigilCommands", "SigilCore", "SigilTesting"]),

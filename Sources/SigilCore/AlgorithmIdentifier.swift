@@ -90,3 +90,14 @@ public enum OID {
     public static let extensionRequest: ASN1ObjectIdentifier = [1, 2, 840, 113549, 1, 9, 14]
     public static let unstructuredName: ASN1ObjectIdentifier = [1, 2, 840, 113549, 1, 9, 2]
 }
+
+extension DER {
+    /// The elements of a SEQUENCE (or another constructed type) as nodes.
+    static func elements(of node: ASN1Node, identifier: ASN1Identifier = .sequence) throws -> [ASN1Node] {
+        try DER.sequence(node, identifier: identifier) { nodes in
+            var out: [ASN1Node] = []
+            while let next = nodes.next() { out.append(next) }
+            return out
+        }
+    }
+}

@@ -6,7 +6,7 @@ from cryptography.hazmat.primitives import serialization
 
 from interop_helpers import (
     CLASSICAL, EC_TYPES, KT, MLDSA, MLDSA_CLASSES, PASSPHRASE, RSA_TYPES, assert_clean_failure,
-    openssl_ok, openssl_pub_sha256, sigil, sigil_json, spki_sha256,
+    children, openssl_ok, openssl_pub_sha256, sigil, sigil_json, spki_sha256, tlv,
 )
 
 
@@ -36,7 +36,11 @@ def test_openssl_pkcs8_pem(ossl, kt):
 def test_openssl_pkcs8_der(ossl, tmp_path, kt):
     key = ossl.key(kt.name)
     der = tmp_path / "k.der"
-    openssl_ok("pkey", "-in", key, "-outform", "DER", "-out", der)
+    # (`openssl pkey -outform DER` would write SEC1 / PKCS#1 for EC / RSA keys in openssl 3.0)
+    openssl_ok("pkcs8", "-topk8", "-nocrypt", "-in", key, "-outform", "DER", "-out", der)
+    raw = der.read_bytes()
+    top = children(raw, tlv(raw))
+    assert top[0].value(raw) == b"\x00" and top[1].tag == 0x30, "not a PKCS#8 PrivateKeyInfo"
     check(show(der), kt, openssl_pub_sha256(key), encrypted=False, fmt="PKCS#8")
 
 

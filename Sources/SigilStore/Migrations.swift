@@ -1,0 +1,89 @@
+/// The schema, as forward-only migrations. A released migration is never edited:
+/// changes are new entries. Types are the common subset of SQLite and PostgreSQL
+/// (TEXT, BIGINT, INTEGER); times are Unix seconds, audit times milliseconds.
+enum Migrations {
+    static let all: [(version: Int, statements: [String])] = [
+        (1, [
+            """
+            CREATE TABLE issuers (
+                name TEXT PRIMARY KEY,
+                parent_name TEXT,
+                certificate_pem TEXT NOT NULL,
+                key_blob TEXT NOT NULL,
+                key_type TEXT NOT NULL,
+                subject TEXT NOT NULL,
+                not_before BIGINT NOT NULL,
+                not_after BIGINT NOT NULL,
+                is_root INTEGER NOT NULL,
+                created_at BIGINT NOT NULL,
+                crl_number BIGINT NOT NULL DEFAULT 0
+            )
+            """,
+            """
+            CREATE TABLE certificates (
+                fingerprint TEXT PRIMARY KEY,
+                serial TEXT NOT NULL,
+                issuer TEXT NOT NULL,
+                subject TEXT NOT NULL,
+                common_name TEXT,
+                sans TEXT NOT NULL,
+                not_before BIGINT NOT NULL,
+                not_after BIGINT NOT NULL,
+                key_type TEXT NOT NULL,
+                key_algorithm TEXT NOT NULL,
+                key_size INTEGER NOT NULL,
+                signature_algorithm TEXT NOT NULL,
+                status TEXT NOT NULL,
+                source TEXT NOT NULL,
+                profile TEXT,
+                owner TEXT,
+                tags TEXT NOT NULL,
+                pem TEXT NOT NULL,
+                request_id TEXT,
+                revoked_at BIGINT,
+                revocation_reason INTEGER,
+                created_at BIGINT NOT NULL,
+                UNIQUE (issuer, serial)
+            )
+            """,
+            "CREATE INDEX certificates_not_after ON certificates (not_after, fingerprint)",
+            "CREATE INDEX certificates_serial ON certificates (serial)",
+            "CREATE INDEX certificates_status ON certificates (status, not_after)",
+            "CREATE INDEX certificates_common_name ON certificates (common_name)",
+            "CREATE INDEX certificates_owner ON certificates (owner)",
+            """
+            CREATE TABLE requests (
+                id TEXT PRIMARY KEY,
+                csr_pem TEXT NOT NULL,
+                profile TEXT NOT NULL,
+                issuer TEXT,
+                days INTEGER,
+                requester TEXT NOT NULL,
+                subject TEXT NOT NULL,
+                names TEXT NOT NULL,
+                status TEXT NOT NULL,
+                reasons TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                decided_at BIGINT,
+                decided_by TEXT,
+                certificate_serial TEXT
+            )
+            """,
+            "CREATE INDEX requests_status ON requests (status, created_at)",
+            """
+            CREATE TABLE audit (
+                seq BIGINT PRIMARY KEY,
+                time_ms BIGINT NOT NULL,
+                actor TEXT NOT NULL,
+                action TEXT NOT NULL,
+                object TEXT NOT NULL,
+                details TEXT NOT NULL,
+                prev_hash TEXT NOT NULL,
+                hash TEXT NOT NULL
+            )
+            """,
+        ]),
+    ]
+
+    static var latest: Int { all.map(\.version).max() ?? 0 }
+}

@@ -1,0 +1,229 @@
+import Foundation
+
+/// A certificate authority Sigil holds: its certificate and its encrypted key.
+public struct IssuerRecord: Sendable, Equatable, Codable {
+    public var name: String
+    /// The issuer that signed this one; nil for a root or an intermediate signed outside Sigil.
+    public var parentName: String?
+    public var certificatePEM: String
+    /// The private key, encrypted (see `KeyVault`); never plaintext.
+    public var keyBlob: String
+    public var keyType: String
+    public var subject: String
+    public var notBefore: Date
+    public var notAfter: Date
+    public var isRoot: Bool
+    public var createdAt: Date
+    /// The last CRL number used (RFC 5280 §5.2.3); monotonic.
+    public var crlNumber: Int64
+
+    public init(name: String, parentName: String?, certificatePEM: String, keyBlob: String, keyType: String, subject: String,
+                notBefore: Date, notAfter: Date, isRoot: Bool, createdAt: Date, crlNumber: Int64 = 0) {
+        self.name = name
+        self.parentName = parentName
+        self.certificatePEM = certificatePEM
+        self.keyBlob = keyBlob
+        self.keyType = keyType
+        self.subject = subject
+        self.notBefore = notBefore
+        self.notAfter = notAfter
+        self.isRoot = isRoot
+        self.createdAt = createdAt
+        self.crlNumber = crlNumber
+    }
+}
+
+/// How a certificate came to be in the inventory.
+public enum CertificateSource: String, Sendable, Codable, CaseIterable {
+    case issued, imported, discovered
+}
+
+/// The stored part of a certificate's status; `expired` is derived from the
+/// clock at read time, never stored (it would go stale).
+public enum StoredCertificateStatus: String, Sendable, Codable {
+    case active, revoked
+}
+
+/// A certificate's status as users see it.
+public enum CertificateStatus: String, Sendable, Codable, CaseIterable {
+    case active, revoked, expired
+}
+
+/// One certificate in the inventory.
+public struct CertificateRecord: Sendable, Equatable, Codable {
+    /// Lowercase hex.
+    public var serial: String
+    /// The name of the Sigil issuer, or the issuer's distinguished name for certificates from elsewhere.
+    public var issuer: String
+    public var subject: String
+    public var commonName: String?
+    public var sans: [String]
+    public var notBefore: Date
+    public var notAfter: Date
+    public var keyType: String
+    public var keyAlgorithm: String
+    public var keySize: Int
+    public var signatureAlgorithm: String
+    /// SHA-256 of the DER certificate, lowercase hex.
+    public var fingerprint: String
+    public var storedStatus: StoredCertificateStatus
+    public var source: CertificateSource
+    public var profile: String?
+    public var owner: String?
+    public var tags: [String]
+    public var pem: String
+    public var requestID: String?
+    public var revokedAt: Date?
+    public var revocationReason: Int?
+    public var createdAt: Date
+
+    public init(serial: String, issuer: String, subject: String, commonName: String?, sans: [String], notBefore: Date, notAfter: Date,
+                keyType: String, keyAlgorithm: String, keySize: Int, signatureAlgorithm: String, fingerprint: String,
+                storedStatus: StoredCertificateStatus = .active, source: CertificateSource, profile: String?, owner: String? = nil,
+                tags: [String] = [], pem: String, requestID: String? = nil, revokedAt: Date? = nil, revocationReason: Int? = nil,
+                createdAt: Date) {
+        self.serial = serial
+        self.issuer = issuer
+        self.subject = subject
+        self.commonName = commonName
+        self.sans = sans
+        self.notBefore = notBefore
+        self.notAfter = notAfter
+        self.keyType = keyType
+        self.keyAlgorithm = keyAlgorithm
+        self.keySize = keySize
+        self.signatureAlgorithm = signatureAlgorithm
+        self.fingerprint = fingerprint
+        self.storedStatus = storedStatus
+        self.source = source
+        self.profile = profile
+        self.owner = owner
+        self.tags = tags
+        self.pem = pem
+        self.requestID = requestID
+        self.revokedAt = revokedAt
+        self.revocationReason = revocationReason
+        self.createdAt = createdAt
+    }
+
+    public func status(at now: Date) -> CertificateStatus {
+        if storedStatus == .revoked { return .revoked }
+        return notAfter <= now ? .expired : .active
+    }
+}
+
+public enum RequestStatus: String, Sendable, Codable, CaseIterable {
+    case pending, issued, rejected
+}
+
+/// A certificate request kept for a person's decision (or as the record of one).
+public struct RequestRecord: Sendable, Equatable, Codable {
+    public var id: String
+    public var csrPEM: String
+    public var profile: String
+    public var issuer: String?
+    public var days: Int?
+    public var requester: String
+    public var subject: String
+    public var names: [String]
+    public var status: RequestStatus
+    /// Why it waits, or why it was rejected.
+    public var reasons: [String]
+    public var createdAt: Date
+    public var decidedAt: Date?
+    public var decidedBy: String?
+    public var certificateSerial: String?
+
+    public init(id: String, csrPEM: String, profile: String, issuer: String?, days: Int?, requester: String, subject: String,
+                names: [String], status: RequestStatus, reasons: [String], createdAt: Date, decidedAt: Date? = nil,
+                decidedBy: String? = nil, certificateSerial: String? = nil) {
+        self.id = id
+        self.csrPEM = csrPEM
+        self.profile = profile
+        self.issuer = issuer
+        self.days = days
+        self.requester = requester
+        self.subject = subject
+        self.names = names
+        self.status = status
+        self.reasons = reasons
+        self.createdAt = createdAt
+        self.decidedAt = decidedAt
+        self.decidedBy = decidedBy
+        self.certificateSerial = certificateSerial
+    }
+}
+
+/// What a caller says happened; the store assigns the sequence number and hashes.
+public struct AuditDraft: Sendable, Equatable {
+    public var time: Date
+    public var actor: String
+    public var action: String
+    public var object: String
+    /// Key-value details, written as canonical JSON (sorted keys).
+    public var details: [String: String]
+
+    public init(time: Date, actor: String, action: String, object: String, details: [String: String] = [:]) {
+        self.time = time
+        self.actor = actor
+        self.action = action
+        self.object = object
+        self.details = details
+    }
+}
+
+/// One entry of the hash-chained audit log.
+public struct AuditEntry: Sendable, Equatable, Codable {
+    public var seq: Int64
+    public var time: Date
+    public var actor: String
+    public var action: String
+    public var object: String
+    public var details: String
+    public var prevHash: String
+    public var hash: String
+
+    public init(seq: Int64, time: Date, actor: String, action: String, object: String, details: String, prevHash: String, hash: String) {
+        self.seq = seq
+        self.time = time
+        self.actor = actor
+        self.action = action
+        self.object = object
+        self.details = details
+        self.prevHash = prevHash
+        self.hash = hash
+    }
+}
+
+/// Filters for the inventory; nil means no filter.
+public struct CertificateQuery: Sendable {
+    public var status: CertificateStatus?
+    /// Matches the CN or any SAN; `*` is a wildcard.
+    public var namePattern: String?
+    public var owner: String?
+    public var issuer: String?
+    public var profile: String?
+    public var source: CertificateSource?
+    /// Active certificates whose notAfter is before this time.
+    public var expiringBefore: Date?
+    /// The time that decides `expired`.
+    public var now: Date
+    public var limit: Int
+    /// Continue after this (notAfter, fingerprint) position.
+    public var after: (notAfter: Date, fingerprint: String)?
+
+    public init(now: Date, status: CertificateStatus? = nil, namePattern: String? = nil, owner: String? = nil, issuer: String? = nil,
+                profile: String? = nil, source: CertificateSource? = nil, expiringBefore: Date? = nil, limit: Int = 1000,
+                after: (notAfter: Date, fingerprint: String)? = nil) {
+        self.now = now
+        self.status = status
+        self.namePattern = namePattern
+        self.owner = owner
+        self.issuer = issuer
+        self.profile = profile
+        self.source = source
+        self.expiringBefore = expiringBefore
+        self.limit = limit
+        self.after = after
+    }
+}

@@ -1,0 +1,277 @@
+import Foundation
+import SQLKit
+
+/// `StoreSession` in SQL both SQLite and PostgreSQL accept: one implementation
+/// for every backend, with binds for every value.
+public struct SQLSession: StoreSession {
+    let db: any SQLDatabase
+
+    public init(_ db: any SQLDatabase) {
+        self.db = db
+    }
+
+    // MARK: Issuers
+
+    public func insertIssuer(_ issuer: IssuerRecord) async throws {
+        try await mapDuplicate("issuer '\(issuer.name)' already exists") {
+            try await db.raw("""
+                INSERT INTO issuers (name, parent_name, certificate_pem, key_blob, key_type, subject, not_before, not_after, is_root, created_at, crl_number)
+                VALUES (\(bind: issuer.name), \(bind: issuer.parentName), \(bind: issuer.certificatePEM), \(bind: issuer.keyBlob),
+                        \(bind: issuer.keyType), \(bind: issuer.subject), \(bind: seconds(issuer.notBefore)), \(bind: seconds(issuer.notAfter)),
+                        \(bind: issuer.isRoot ? 1 : 0), \(bind: seconds(issuer.createdAt)), \(bind: issuer.crlNumber))
+                """).run()
+        }
+    }
+
+    public func issuers() async throws -> [IssuerRecord] {
+        try await db.raw("SELECT * FROM issuers ORDER BY created_at, name").all().map(decodeIssuer)
+    }
+
+    public func issuer(named name: String) async throws -> IssuerRecord? {
+        try await db.raw("SELECT * FROM issuers WHERE name = \(bind: name)").first().map(decodeIssuer)
+    }
+
+    public func nextCRLNumber(issuer: String) async throws -> Int64 {
+        try await db.raw("UPDATE issuers SET crl_number = crl_number + 1 WHERE name = \(bind: issuer)").run()
+        guard let row = try await db.raw("SELECT crl_number FROM issuers WHERE name = \(bind: issuer)").first() else {
+            throw StoreError(.notFound, "no issuer named '\(issuer)'")
+        }
+        return try row.decode(column: "crl_number", as: Int64.self)
+    }
+
+    private func decodeIssuer(_ row: any SQLRow) throws -> IssuerRecord {
+        IssuerRecord(
+            name: try row.decode(column: "name", as: String.self),
+            parentName: try row.decode(column: "parent_name", as: String?.self),
+            certificatePEM: try row.decode(column: "certificate_pem", as: String.self),
+            keyBlob: try row.decode(column: "key_blob", as: String.self),
+            keyType: try row.decode(column: "key_type", as: String.self),
+            subject: try row.decode(column: "subject", as: String.self),
+            notBefore: date(try row.decode(column: "not_before", as: Int64.self)),
+            notAfter: date(try row.decode(column: "not_after", as: Int64.self)),
+            isRoot: try row.decode(column: "is_root", as: Int.self) != 0,
+            createdAt: date(try row.decode(column: "created_at", as: Int64.self)),
+            crlNumber: try row.decode(column: "crl_number", as: Int64.self))
+    }
+
+    // MARK: Certificates
+
+    public func insertCertificate(_ c: CertificateRecord) async throws {
+        try await mapDuplicate("certificate \(c.serial) from \(c.issuer) (fingerprint \(c.fingerprint)) is already recorded") {
+            try await db.raw("""
+                INSERT INTO certificates (fingerprint, serial, issuer, subject, common_name, sans, not_before, not_after, key_type,
+                    key_algorithm, key_size, signature_algorithm, status, source, profile, owner, tags, pem, request_id, revoked_at,
+                    revocation_reason, created_at)
+                VALUES (\(bind: c.fingerprint), \(bind: c.serial), \(bind: c.issuer), \(bind: c.subject), \(bind: c.commonName),
+                    \(bind: json(c.sans)), \(bind: seconds(c.notBefore)), \(bind: seconds(c.notAfter)), \(bind: c.keyType),
+                    \(bind: c.keyAlgorithm), \(bind: c.keySize), \(bind: c.signatureAlgorithm), \(bind: c.storedStatus.rawValue),
+                    \(bind: c.source.rawValue), \(bind: c.profile), \(bind: c.owner), \(bind: json(c.tags)), \(bind: c.pem),
+                    \(bind: c.requestID), \(bind: c.revokedAt.map(seconds)), \(bind: c.revocationReason), \(bind: seconds(c.createdAt)))
+                """).run()
+        }
+    }
+
+    public func certificates(serial: String) async throws -> [CertificateRecord] {
+        try await db.raw("SELECT * FROM certificates WHERE serial = \(bind: serial.lowercased())").all().map(decodeCertificate)
+    }
+
+    public func certificate(fingerprint: String) async throws -> CertificateRecord? {
+        try await db.raw("SELECT * FROM certificates WHERE fingerprint = \(bind: fingerprint.lowercased())").first().map(decodeCertificate)
+    }
+
+    public func countCertificates() async throws -> Int {
+        try await db.raw("SELECT COUNT(*) AS n FROM certificates").first()?.decode(column: "n", as: Int.self) ?? 0
+    }
+
+    public func certificates(_ query: CertificateQuery) async throws -> [CertificateRecord] {
+        var sql = SQLQueryString("SELECT * FROM certificates WHERE 1 = 1")
+        let now = seconds(query.now)
+        switch query.status {
+        case .revoked?: sql.appendInterpolation(unsafeRaw: " AND status = 'revoked'")
+        case .active?: sql.appendLiteral(" AND status = 'active' AND not_after > "); sql.appendInterpolation(bind: now)
+        case .expired?: sql.appendLiteral(" AND status = 'active' AND not_after <= "); sql.appendInterpolation(bind: now)
+        case nil: break
+        }
+        if let pattern = query.namePattern {
+            let like = pattern.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+                .replacingOccurrences(of: "_", with: "\\_").replacingOccurrences(of: "*", with: "%")
+            sql.appendLiteral(" AND (common_name LIKE ")
+            sql.appendInterpolation(bind: like)
+            sql.appendLiteral(" ESCAPE '\\' OR sans LIKE ")
+            sql.appendInterpolation(bind: "%:" + like + "\"%")
+            sql.appendLiteral(" ESCAPE '\\' OR serial = ")
+            sql.appendInterpolation(bind: pattern.lowercased())
+            sql.appendLiteral(" OR fingerprint = ")
+            sql.appendInterpolation(bind: pattern.lowercased())
+            sql.appendLiteral(")")
+        }
+        if let owner = query.owner { sql.appendLiteral(" AND owner = "); sql.appendInterpolation(bind: owner) }
+        if let issuer = query.issuer { sql.appendLiteral(" AND issuer = "); sql.appendInterpolation(bind: issuer) }
+        if let profile = query.profile { sql.appendLiteral(" AND profile = "); sql.appendInterpolation(bind: profile) }
+        if let source = query.source { sql.appendLiteral(" AND source = "); sql.appendInterpolation(bind: source.rawValue) }
+        if let before = query.expiringBefore {
+            sql.appendLiteral(" AND status = 'active' AND not_after > ")
+            sql.appendInterpolation(bind: now)
+            sql.appendLiteral(" AND not_after <= ")
+            sql.appendInterpolation(bind: seconds(before))
+        }
+        if let after = query.after {
+            sql.appendLiteral(" AND (not_after > ")
+            sql.appendInterpolation(bind: seconds(after.notAfter))
+            sql.appendLiteral(" OR (not_after = ")
+            sql.appendInterpolation(bind: seconds(after.notAfter))
+            sql.appendLiteral(" AND fingerprint > ")
+            sql.appendInterpolation(bind: after.fingerprint)
+            sql.appendLiteral("))")
+        }
+        sql.appendLiteral(" ORDER BY not_after, fingerprint LIMIT ")
+        sql.appendInterpolation(bind: query.limit)
+        return try await db.raw(sql).all().map(decodeCertificate)
+    }
+
+    public func updateCertificateRevocation(fingerprint: String, status: StoredCertificateStatus, revokedAt: Date?, reason: Int?) async throws {
+        try await db.raw("""
+            UPDATE certificates SET status = \(bind: status.rawValue), revoked_at = \(bind: revokedAt.map(seconds)),
+                revocation_reason = \(bind: reason) WHERE fingerprint = \(bind: fingerprint)
+            """).run()
+    }
+
+    public func updateCertificateOwnership(fingerprint: String, owner: String?, tags: [String]) async throws {
+        try await db.raw("UPDATE certificates SET owner = \(bind: owner), tags = \(bind: json(tags)) WHERE fingerprint = \(bind: fingerprint)").run()
+    }
+
+    private func decodeCertificate(_ row: any SQLRow) throws -> CertificateRecord {
+        CertificateRecord(
+            serial: try row.decode(column: "serial", as: String.self),
+            issuer: try row.decode(column: "issuer", as: String.self),
+            subject: try row.decode(column: "subject", as: String.self),
+            commonName: try row.decode(column: "common_name", as: String?.self),
+            sans: try strings(try row.decode(column: "sans", as: String.self)),
+            notBefore: date(try row.decode(column: "not_before", as: Int64.self)),
+            notAfter: date(try row.decode(column: "not_after", as: Int64.self)),
+            keyType: try row.decode(column: "key_type", as: String.self),
+            keyAlgorithm: try row.decode(column: "key_algorithm", as: String.self),
+            keySize: try row.decode(column: "key_size", as: Int.self),
+            signatureAlgorithm: try row.decode(column: "signature_algorithm", as: String.self),
+            fingerprint: try row.decode(column: "fingerprint", as: String.self),
+            storedStatus: StoredCertificateStatus(rawValue: try row.decode(column: "status", as: String.self)) ?? .active,
+            source: CertificateSource(rawValue: try row.decode(column: "source", as: String.self)) ?? .imported,
+            profile: try row.decode(column: "profile", as: String?.self),
+            owner: try row.decode(column: "owner", as: String?.self),
+            tags: try strings(try row.decode(column: "tags", as: String.self)),
+            pem: try row.decode(column: "pem", as: String.self),
+            requestID: try row.decode(column: "request_id", as: String?.self),
+            revokedAt: try row.decode(column: "revoked_at", as: Int64?.self).map(date),
+            revocationReason: try row.decode(column: "revocation_reason", as: Int?.self),
+            createdAt: date(try row.decode(column: "created_at", as: Int64.self)))
+    }
+
+    // MARK: Requests
+
+    public func insertRequest(_ r: RequestRecord) async throws {
+        try await mapDuplicate("request \(r.id) already exists") {
+            try await db.raw("""
+                INSERT INTO requests (id, csr_pem, profile, issuer, days, requester, subject, names, status, reasons, created_at,
+                    decided_at, decided_by, certificate_serial)
+                VALUES (\(bind: r.id), \(bind: r.csrPEM), \(bind: r.profile), \(bind: r.issuer), \(bind: r.days), \(bind: r.requester),
+                    \(bind: r.subject), \(bind: json(r.names)), \(bind: r.status.rawValue), \(bind: json(r.reasons)),
+                    \(bind: seconds(r.createdAt)), \(bind: r.decidedAt.map(seconds)), \(bind: r.decidedBy), \(bind: r.certificateSerial))
+                """).run()
+        }
+    }
+
+    public func request(id: String) async throws -> RequestRecord? {
+        try await db.raw("SELECT * FROM requests WHERE id = \(bind: id)").first().map(decodeRequest)
+    }
+
+    public func requests(status: RequestStatus?) async throws -> [RequestRecord] {
+        if let status {
+            return try await db.raw("SELECT * FROM requests WHERE status = \(bind: status.rawValue) ORDER BY created_at, id").all().map(decodeRequest)
+        }
+        return try await db.raw("SELECT * FROM requests ORDER BY created_at, id").all().map(decodeRequest)
+    }
+
+    public func updateRequest(_ r: RequestRecord) async throws {
+        try await db.raw("""
+            UPDATE requests SET status = \(bind: r.status.rawValue), reasons = \(bind: json(r.reasons)),
+                decided_at = \(bind: r.decidedAt.map(seconds)), decided_by = \(bind: r.decidedBy),
+                certificate_serial = \(bind: r.certificateSerial) WHERE id = \(bind: r.id)
+            """).run()
+    }
+
+    private func decodeRequest(_ row: any SQLRow) throws -> RequestRecord {
+        RequestRecord(
+            id: try row.decode(column: "id", as: String.self),
+            csrPEM: try row.decode(column: "csr_pem", as: String.self),
+            profile: try row.decode(column: "profile", as: String.self),
+            issuer: try row.decode(column: "issuer", as: String?.self),
+            days: try row.decode(column: "days", as: Int?.self),
+            requester: try row.decode(column: "requester", as: String.self),
+            subject: try row.decode(column: "subject", as: String.self),
+            names: try strings(try row.decode(column: "names", as: String.self)),
+            status: RequestStatus(rawValue: try row.decode(column: "status", as: String.self)) ?? .pending,
+            reasons: try strings(try row.decode(column: "reasons", as: String.self)),
+            createdAt: date(try row.decode(column: "created_at", as: Int64.self)),
+            decidedAt: try row.decode(column: "decided_at", as: Int64?.self).map(date),
+            decidedBy: try row.decode(column: "decided_by", as: String?.self),
+            certificateSerial: try row.decode(column: "certificate_serial", as: String?.self))
+    }
+
+    // MARK: Audit
+
+    @discardableResult
+    public func appendAudit(_ draft: AuditDraft) async throws -> AuditEntry {
+        let last = try await db.raw("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").first()
+        let seq = (try last?.decode(column: "seq", as: Int64.self) ?? 0) + 1
+        let prevHash = try last?.decode(column: "hash", as: String.self) ?? AuditChain.genesis
+        let timeMs = Int64((draft.time.timeIntervalSince1970 * 1000).rounded())
+        let time = Date(timeIntervalSince1970: Double(timeMs) / 1000)
+        let details = AuditChain.canonicalDetails(draft.details)
+        let hash = AuditChain.hash(seq: seq, time: time, actor: draft.actor, action: draft.action, object: draft.object, details: details, prevHash: prevHash)
+        try await db.raw("""
+            INSERT INTO audit (seq, time_ms, actor, action, object, details, prev_hash, hash)
+            VALUES (\(bind: seq), \(bind: timeMs), \(bind: draft.actor), \(bind: draft.action), \(bind: draft.object), \(bind: details),
+                \(bind: prevHash), \(bind: hash))
+            """).run()
+        return AuditEntry(seq: seq, time: time, actor: draft.actor, action: draft.action, object: draft.object, details: details, prevHash: prevHash, hash: hash)
+    }
+
+    public func auditEntries(afterSeq: Int64, limit: Int) async throws -> [AuditEntry] {
+        try await db.raw("SELECT * FROM audit WHERE seq > \(bind: afterSeq) ORDER BY seq LIMIT \(bind: limit)").all().map { row in
+            AuditEntry(
+                seq: try row.decode(column: "seq", as: Int64.self),
+                time: Date(timeIntervalSince1970: Double(try row.decode(column: "time_ms", as: Int64.self)) / 1000),
+                actor: try row.decode(column: "actor", as: String.self),
+                action: try row.decode(column: "action", as: String.self),
+                object: try row.decode(column: "object", as: String.self),
+                details: try row.decode(column: "details", as: String.self),
+                prevHash: try row.decode(column: "prev_hash", as: String.self),
+                hash: try row.decode(column: "hash", as: String.self))
+        }
+    }
+
+    // MARK: Helpers
+
+    private func mapDuplicate(_ message: String, _ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch {
+            let text = String(describing: error)
+            if text.contains("UNIQUE constraint") || text.contains("duplicate key") || text.contains("23505") || text.contains("constraint failed") {
+                throw StoreError(.duplicate, message)
+            }
+            throw error
+        }
+    }
+}
+
+func seconds(_ date: Date) -> Int64 { Int64(date.timeIntervalSince1970.rounded(.down)) }
+func date(_ seconds: Int64) -> Date { Date(timeIntervalSince1970: Double(seconds)) }
+
+func json(_ strings: [String]) -> String {
+    String(decoding: (try? JSONEncoder().encode(strings)) ?? Data("[]".utf8), as: UTF8.self)
+}
+
+func strings(_ text: String) throws -> [String] {
+    try JSONDecoder().decode([String].self, from: Data(text.utf8))
+}

@@ -1,0 +1,177 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import SQLKit
+import SQLiteKit
+import SQLiteNIO
+
+/// The embedded default: SQLite in WAL mode with `synchronous=FULL`, so a
+/// committed write survives a crash or power loss.
+///
+/// Writes go through one connection and are group-committed: writes that
+/// arrive while a transaction is being committed are run together in the next
+/// one, each inside its own SAVEPOINT, so one failing write rolls back alone and
+/// the others still commit. Every caller is answered only after COMMIT returns.
+/// Reads use a second connection and see committed data only.
+public final class SQLiteStore: Store {
+    private let writer: SQLiteConnection
+    private let reader: SQLiteConnection
+    private let queue: WriteQueue
+    public let path: String
+
+    /// Opens (and creates) the database at `path`. `":memory:"` is not supported:
+    /// two connections must see the same data.
+    public static func open(path: String, logger: Logger = Logger(label: "sigil.store")) async throws -> SQLiteStore {
+        do {
+            let loop = MultiThreadedEventLoopGroup.singleton.any()
+            let writer = try await SQLiteConnection.open(storage: .file(path: path), threadPool: .singleton, logger: logger, on: loop).get()
+            let reader = try await SQLiteConnection.open(storage: .file(path: path), threadPool: .singleton, logger: logger, on: loop).get()
+            let store = SQLiteStore(path: path, writer: writer, reader: reader)
+            for pragma in ["PRAGMA busy_timeout = 15000", "PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON"] {
+                _ = try await writer.sql().raw(SQLQueryString(pragma)).all()
+            }
+            _ = try await reader.sql().raw("PRAGMA busy_timeout = 15000").all()
+            return store
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError(.unavailable, "cannot open the SQLite database \(path): \(error)")
+        }
+    }
+
+    private init(path: String, writer: SQLiteConnection, reader: SQLiteConnection) {
+        self.path = path
+        self.writer = writer
+        self.reader = reader
+        self.queue = WriteQueue(db: writer.sql(queryLogLevel: nil))
+    }
+
+    public func migrate() async throws {
+        try await queue.migrate()
+    }
+
+    public func read<T: Sendable>(_ body: @escaping @Sendable (any StoreSession) async throws -> T) async throws -> T {
+        try await body(SQLSession(reader.sql(queryLogLevel: nil)))
+    }
+
+    public func write<T: Sendable>(_ body: @escaping @Sendable (any StoreSession) async throws -> T) async throws -> T {
+        let value = try await queue.submit { session in try await body(session) }
+        // The queue erases types; `body` produced this value.
+        return value as! T
+    }
+
+    public func close() async throws {
+        try await writer.close().get()
+        try await reader.close().get()
+    }
+
+    /// Runs `PRAGMA integrity_check`; returns the problems found (empty when sound).
+    public func integrityCheck() async throws -> [String] {
+        let rows = try await reader.sql().raw("PRAGMA integrity_check").all()
+        let lines = try rows.map { try $0.decode(column: "integrity_check", as: String.self) }
+        return lines == ["ok"] ? [] : lines
+    }
+}
+
+/// Serializes writes on one connection and commits them in groups.
+actor WriteQueue {
+    private struct Job {
+        let body: @Sendable (any StoreSession) async throws -> any Sendable
+        let continuation: CheckedContinuation<any Sendable, any Error>
+    }
+
+    private let db: any SQLDatabase
+    private var pending: [Job] = []
+    private var draining = false
+    static let maximumBatch = 512
+
+    init(db: any SQLDatabase) {
+        self.db = db
+    }
+
+    func submit(_ body: @escaping @Sendable (any StoreSession) async throws -> any Sendable) async throws -> any Sendable {
+        try await withCheckedThrowingContinuation { continuation in
+            pending.append(Job(body: body, continuation: continuation))
+            if !draining {
+                draining = true
+                Task { await self.drain() }
+            }
+        }
+    }
+
+    private func drain() async {
+        while !pending.isEmpty {
+            let batch = Array(pending.prefix(Self.maximumBatch))
+            pending.removeFirst(batch.count)
+            await commit(batch)
+        }
+        draining = false
+    }
+
+    private func commit(_ batch: [Job]) async {
+        let session = SQLSession(db)
+        do {
+            // IMMEDIATE takes the write lock now, so other processes wait (busy_timeout)
+            // instead of failing at COMMIT.
+            try await db.raw("BEGIN IMMEDIATE").run()
+        } catch {
+            let failure = StoreError(.unavailable, "the database is busy or unavailable: \(error)")
+            batch.forEach { $0.continuation.resume(throwing: failure) }
+            return
+        }
+        var results: [Result<any Sendable, any Error>] = []
+        results.reserveCapacity(batch.count)
+        for job in batch {
+            do {
+                if batch.count > 1 { try await db.raw("SAVEPOINT sigil_op").run() }
+                let value = try await job.body(session)
+                if batch.count > 1 { try await db.raw("RELEASE sigil_op").run() }
+                results.append(.success(value))
+            } catch {
+                if batch.count > 1 {
+                    _ = try? await db.raw("ROLLBACK TO sigil_op").run()
+                    _ = try? await db.raw("RELEASE sigil_op").run()
+                }
+                results.append(.failure(error))
+            }
+        }
+        if batch.count == 1, case .failure(let error) = results[0] {
+            _ = try? await db.raw("ROLLBACK").run()
+            batch[0].continuation.resume(throwing: error)
+            return
+        }
+        do {
+            try await db.raw("COMMIT").run()
+        } catch {
+            _ = try? await db.raw("ROLLBACK").run()
+            let failure = StoreError(.failed, "commit failed: \(error)")
+            batch.forEach { $0.continuation.resume(throwing: failure) }
+            return
+        }
+        for (job, result) in zip(batch, results) {
+            job.continuation.resume(with: result)
+        }
+    }
+
+    func migrate() async throws {
+        try await db.raw("BEGIN IMMEDIATE").run()
+        do {
+            try await db.raw("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)").run()
+            let current = try await db.raw("SELECT MAX(version) AS v FROM schema_migrations").first()?.decode(column: "v", as: Int?.self) ?? 0
+            guard current <= Migrations.latest else {
+                throw StoreError(.schemaTooNew, "the database schema (version \(current)) is newer than this Sigil knows (\(Migrations.latest)); upgrade Sigil")
+            }
+            for migration in Migrations.all where migration.version > current {
+                for statement in migration.statements {
+                    try await db.raw(SQLQueryString(statement)).run()
+                }
+                try await db.raw("INSERT INTO schema_migrations (version, applied_at) VALUES (\(bind: migration.version), \(bind: seconds(Date())))").run()
+            }
+            try await db.raw("COMMIT").run()
+        } catch {
+            _ = try? await db.raw("ROLLBACK").run()
+            throw error
+        }
+    }
+}

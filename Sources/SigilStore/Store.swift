@@ -1,0 +1,66 @@
+import Foundation
+
+/// Errors a store reports. `message` is safe to show; it names what, not how.
+public struct StoreError: Error, CustomStringConvertible, Sendable, Equatable {
+    public enum Code: String, Sendable {
+        /// A uniqueness rule held: the same serial for the same issuer, a fingerprint, a name.
+        case duplicate
+        case notFound
+        /// The database cannot be reached or opened.
+        case unavailable
+        /// The database holds a schema newer than this program knows.
+        case schemaTooNew
+        case failed
+    }
+    public var code: Code
+    public var message: String
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+    public var description: String { message }
+}
+
+/// Sigil's storage: certificates, requests, issuers and the audit chain.
+///
+/// Every backend runs the same SQL (`SQLSession`); a backend supplies the
+/// connections and the transaction discipline. A `write` body runs inside one
+/// transaction together with the audit entries it appends: both commit or
+/// neither does, and `write` returns only after the commit is durable.
+public protocol Store: Sendable {
+    /// Applies forward-only migrations; safe to call on every start.
+    func migrate() async throws
+    /// Runs `body` on a consistent view of committed data.
+    func read<T: Sendable>(_ body: @escaping @Sendable (any StoreSession) async throws -> T) async throws -> T
+    /// Runs `body` in a transaction. Throws without effect when `body` throws.
+    func write<T: Sendable>(_ body: @escaping @Sendable (any StoreSession) async throws -> T) async throws -> T
+    func close() async throws
+}
+
+/// The operations on stored data, the same on every backend.
+public protocol StoreSession: Sendable {
+    func insertIssuer(_ issuer: IssuerRecord) async throws
+    func issuers() async throws -> [IssuerRecord]
+    func issuer(named name: String) async throws -> IssuerRecord?
+    /// Increments and returns the issuer's CRL number.
+    func nextCRLNumber(issuer: String) async throws -> Int64
+
+    /// Throws `.duplicate` when the issuer already has this serial or the fingerprint exists.
+    func insertCertificate(_ certificate: CertificateRecord) async throws
+    func certificates(serial: String) async throws -> [CertificateRecord]
+    func certificate(fingerprint: String) async throws -> CertificateRecord?
+    func certificates(_ query: CertificateQuery) async throws -> [CertificateRecord]
+    func countCertificates() async throws -> Int
+    func updateCertificateRevocation(fingerprint: String, status: StoredCertificateStatus, revokedAt: Date?, reason: Int?) async throws
+    func updateCertificateOwnership(fingerprint: String, owner: String?, tags: [String]) async throws
+
+    func insertRequest(_ request: RequestRecord) async throws
+    func request(id: String) async throws -> RequestRecord?
+    func requests(status: RequestStatus?) async throws -> [RequestRecord]
+    func updateRequest(_ request: RequestRecord) async throws
+
+    /// Appends to the hash chain and returns the entry as stored.
+    @discardableResult
+    func appendAudit(_ draft: AuditDraft) async throws -> AuditEntry
+    func auditEntries(afterSeq: Int64, limit: Int) async throws -> [AuditEntry]
+}
