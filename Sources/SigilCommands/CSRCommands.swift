@@ -199,6 +199,13 @@ struct CSRReport: Encodable {
         var value: String?
         var stringType: String
         enum CodingKeys: String, CodingKey { case name, oid, value, stringType = "string_type" }
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(name, forKey: .name)
+            try c.encode(oid, forKey: .oid)
+            try c.encode(value, forKey: .value)
+            try c.encode(stringType, forKey: .stringType)
+        }
     }
     struct ExtensionInfo: Encodable {
         var oid: String
@@ -234,6 +241,24 @@ struct CSRReport: Encodable {
         case keyUsage = "key_usage"
         case extendedKeyUsage = "extended_key_usage"
         case challengePassword = "challenge_password"
+    }
+
+    // Absent values are written as null: a stable shape for scripts.
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(file, forKey: .file)
+        try c.encode(subject, forKey: .subject)
+        try c.encode(subjectFields, forKey: .subjectFields)
+        try c.encode(sans, forKey: .sans)
+        try c.encode(key, forKey: .key)
+        try c.encode(keyProblem, forKey: .keyProblem)
+        try c.encode(signatureAlgorithm, forKey: .signatureAlgorithm)
+        try c.encode(signatureValid, forKey: .signatureValid)
+        try c.encode(keyUsage, forKey: .keyUsage)
+        try c.encode(extendedKeyUsage, forKey: .extendedKeyUsage)
+        try c.encode(extensions, forKey: .extensions)
+        try c.encode(attributes, forKey: .attributes)
+        try c.encode(challengePassword, forKey: .challengePassword)
     }
 
     init(_ csr: CertificationRequest, file: String) throws {

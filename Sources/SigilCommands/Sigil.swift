@@ -34,7 +34,9 @@ public struct Sigil: AsyncParsableCommand {
             console.error("sigil: error: \(error.description)")
             return exitCode(for: error.kind)
         } catch {
-            let code = exitCode(for: error).rawValue
+            var code = exitCode(for: error).rawValue
+            // ArgumentParser reports validation errors as EX_USAGE (64); Sigil's contract is 2 for bad usage.
+            if code == 64 { code = 2 }
             let message = fullMessage(for: error)
             if code == 0 {
                 if !message.isEmpty { console.print(message) }

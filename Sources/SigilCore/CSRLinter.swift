@@ -101,7 +101,7 @@ public enum CSRLinter {
         } catch let error as SigilError {
             add(.error, "bad-extension", error.message)
         } catch {
-            add(.error, "bad-extension", "malformed requested extension: \(error)")
+            add(.error, "bad-extension", "malformed requested extension: \(ASN1ErrorText.describe(error))")
         }
         if sans.isEmpty {
             if csr.subject.isEmpty {

@@ -82,7 +82,7 @@ public struct CertificationRequest: Sendable {
         } catch let error as SigilError {
             throw error
         } catch {
-            throw SigilError.badInput("malformed certificate request: \(error)")
+            throw SigilError.badInput("malformed certificate request: \(ASN1ErrorText.describe(error))")
         }
         guard version == 0 else { throw SigilError.badInput("unsupported certificate request version \(version + 1) (only v1 exists)") }
         do {
@@ -128,7 +128,7 @@ public struct CertificationRequest: Sendable {
         do {
             return try ExtensionRequest(attribute).extensions
         } catch {
-            throw SigilError.badInput("malformed extensionRequest attribute: \(error)")
+            throw SigilError.badInput("malformed extensionRequest attribute: \(ASN1ErrorText.describe(error))")
         }
     }
 

@@ -177,7 +177,7 @@ public enum EncryptedPrivateKeyInfo {
         } catch let error as SigilError {
             throw error
         } catch {
-            throw SigilError.badInput("malformed ENCRYPTED PRIVATE KEY: \(error)")
+            throw SigilError.badInput("malformed ENCRYPTED PRIVATE KEY: \(ASN1ErrorText.describe(error))")
         }
     }
 

@@ -73,7 +73,7 @@ extension PrivateKey {
                     let key = try _RSA.Signing.PrivateKey(unsafeDERRepresentation: der)
                     return DecodedPrivateKey(key: PrivateKey(.rsa(key)), format: .pkcs1, encrypted: false, pem: false)
                 } catch {
-                    throw SigilError.badInput("malformed RSA private key: \(error)")
+                    throw SigilError.badInput("malformed RSA private key: \(ASN1ErrorText.describe(error))")
                 }
             }
         } catch var error as SigilError {
@@ -100,7 +100,7 @@ extension PrivateKey {
         do {
             node = try DER.parse(der)
         } catch {
-            throw SigilError.badInput("\(source): neither PEM nor valid DER (\(error))")
+            throw SigilError.badInput("\(source): neither PEM nor valid DER (\(ASN1ErrorText.describe(error)))")
         }
         guard node.identifier == .sequence, case .constructed(let children) = node.content else {
             throw SigilError.badInput("\(source): DER does not start with a SEQUENCE; not a private key")

@@ -49,7 +49,7 @@ extension PrivateKey {
         } catch let error as SigilError {
             throw error
         } catch {
-            throw SigilError.badInput("malformed PKCS#8 private key: \(error)")
+            throw SigilError.badInput("malformed PKCS#8 private key: \(ASN1ErrorText.describe(error))")
         }
         try self.init(pkcs8: info, der: der)
     }
@@ -84,7 +84,7 @@ extension PrivateKey {
         } catch let error as SigilError {
             throw error
         } catch {
-            throw SigilError.badInput("malformed \(info.algorithm.algorithm) private key: \(error)")
+            throw SigilError.badInput("malformed \(info.algorithm.algorithm) private key: \(ASN1ErrorText.describe(error))")
         }
     }
 
@@ -126,7 +126,7 @@ extension PrivateKey {
         } catch let error as SigilError {
             throw error
         } catch {
-            throw SigilError.badInput("malformed EC private key: \(error)")
+            throw SigilError.badInput("malformed EC private key: \(ASN1ErrorText.describe(error))")
         }
         let curve: ASN1ObjectIdentifier
         if let c = outerCurve ?? innerCurve {
@@ -152,7 +152,7 @@ extension PrivateKey {
         } catch let error as SigilError {
             throw error
         } catch {
-            throw SigilError.badInput("invalid EC private key: \(error)")
+            throw SigilError.badInput("invalid EC private key: \(ASN1ErrorText.describe(error))")
         }
     }
 }

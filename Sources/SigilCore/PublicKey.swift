@@ -46,7 +46,7 @@ public struct PublicKey: Sendable {
         } catch let error as SigilError {
             throw error
         } catch {
-            throw SigilError.badInput("malformed SubjectPublicKeyInfo: \(error)")
+            throw SigilError.badInput("malformed SubjectPublicKeyInfo: \(ASN1ErrorText.describe(error))")
         }
         do {
             switch algorithm.algorithm {
@@ -80,7 +80,7 @@ public struct PublicKey: Sendable {
         } catch let error as SigilError {
             throw error
         } catch {
-            throw SigilError.badInput("malformed \(algorithm.algorithm) public key: \(error)")
+            throw SigilError.badInput("malformed \(algorithm.algorithm) public key: \(ASN1ErrorText.describe(error))")
         }
         self.derBytes = bytes
     }

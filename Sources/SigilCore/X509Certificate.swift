@@ -85,7 +85,7 @@ public struct X509Certificate: Sendable {
         } catch let error as SigilError {
             throw error
         } catch {
-            throw SigilError.badInput("malformed certificate: \(error)")
+            throw SigilError.badInput("malformed certificate: \(ASN1ErrorText.describe(error))")
         }
         publicKey = try? PublicKey(spkiDER: subjectPublicKeyInfo)
         derBytes = bytes
@@ -229,9 +229,13 @@ public struct CertificateBuilder: Sendable {
 
     /// Signs with `issuerKey` using its default algorithm and returns the parsed result.
     public func sign(with issuerKey: PrivateKey) throws -> X509Certificate {
-        let algorithm = issuerKey.signatureAlgorithm
+        try sign(algorithm: issuerKey.signatureAlgorithm, using: issuerKey.sign)
+    }
+
+    /// Signs the TBS with `sign`, which must produce an `algorithm` signature.
+    public func sign(algorithm: SignatureAlgorithm, using sign: ([UInt8]) throws -> [UInt8]) throws -> X509Certificate {
         let tbs = try tbsDER(signatureAlgorithm: algorithm)
-        let signature = try issuerKey.sign(tbs)
+        let signature = try sign(tbs)
         var coder = DER.Serializer()
         try coder.appendConstructedNode(identifier: .sequence) { coder in
             coder.serializeRawBytes(tbs)

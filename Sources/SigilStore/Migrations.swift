@@ -16,7 +16,8 @@ enum Migrations {
                 not_after BIGINT NOT NULL,
                 is_root INTEGER NOT NULL,
                 created_at BIGINT NOT NULL,
-                crl_number BIGINT NOT NULL DEFAULT 0
+                crl_number BIGINT NOT NULL DEFAULT 0,
+                status TEXT NOT NULL DEFAULT 'active'
             )
             """,
             """

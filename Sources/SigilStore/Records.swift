@@ -16,9 +16,10 @@ public struct IssuerRecord: Sendable, Equatable, Codable {
     public var createdAt: Date
     /// The last CRL number used (RFC 5280 §5.2.3); monotonic.
     public var crlNumber: Int64
+    public var status: IssuerStatus
 
     public init(name: String, parentName: String?, certificatePEM: String, keyBlob: String, keyType: String, subject: String,
-                notBefore: Date, notAfter: Date, isRoot: Bool, createdAt: Date, crlNumber: Int64 = 0) {
+                notBefore: Date, notAfter: Date, isRoot: Bool, createdAt: Date, crlNumber: Int64 = 0, status: IssuerStatus = .active) {
         self.name = name
         self.parentName = parentName
         self.certificatePEM = certificatePEM
@@ -30,7 +31,17 @@ public struct IssuerRecord: Sendable, Equatable, Codable {
         self.isRoot = isRoot
         self.createdAt = createdAt
         self.crlNumber = crlNumber
+        self.status = status
     }
+}
+
+public enum IssuerStatus: String, Sendable, Codable {
+    /// Holds a certificate and a key: can sign.
+    case active
+    /// A key waiting for the certificate an outside CA will sign (`sigil ca csr`).
+    case pending
+    /// A certificate only (an offline root held elsewhere), for chains.
+    case external
 }
 
 /// How a certificate came to be in the inventory.

@@ -15,10 +15,10 @@ public struct SQLSession: StoreSession {
     public func insertIssuer(_ issuer: IssuerRecord) async throws {
         try await mapDuplicate("issuer '\(issuer.name)' already exists") {
             try await db.raw("""
-                INSERT INTO issuers (name, parent_name, certificate_pem, key_blob, key_type, subject, not_before, not_after, is_root, created_at, crl_number)
+                INSERT INTO issuers (name, parent_name, certificate_pem, key_blob, key_type, subject, not_before, not_after, is_root, created_at, crl_number, status)
                 VALUES (\(bind: issuer.name), \(bind: issuer.parentName), \(bind: issuer.certificatePEM), \(bind: issuer.keyBlob),
                         \(bind: issuer.keyType), \(bind: issuer.subject), \(bind: seconds(issuer.notBefore)), \(bind: seconds(issuer.notAfter)),
-                        \(bind: issuer.isRoot ? 1 : 0), \(bind: seconds(issuer.createdAt)), \(bind: issuer.crlNumber))
+                        \(bind: issuer.isRoot ? 1 : 0), \(bind: seconds(issuer.createdAt)), \(bind: issuer.crlNumber), \(bind: issuer.status.rawValue))
                 """).run()
         }
     }
@@ -29,6 +29,15 @@ public struct SQLSession: StoreSession {
 
     public func issuer(named name: String) async throws -> IssuerRecord? {
         try await db.raw("SELECT * FROM issuers WHERE name = \(bind: name)").first().map(decodeIssuer)
+    }
+
+    public func updateIssuer(_ issuer: IssuerRecord) async throws {
+        try await db.raw("""
+            UPDATE issuers SET parent_name = \(bind: issuer.parentName), certificate_pem = \(bind: issuer.certificatePEM),
+                key_blob = \(bind: issuer.keyBlob), key_type = \(bind: issuer.keyType), subject = \(bind: issuer.subject),
+                not_before = \(bind: seconds(issuer.notBefore)), not_after = \(bind: seconds(issuer.notAfter)),
+                is_root = \(bind: issuer.isRoot ? 1 : 0), status = \(bind: issuer.status.rawValue) WHERE name = \(bind: issuer.name)
+            """).run()
     }
 
     public func nextCRLNumber(issuer: String) async throws -> Int64 {
@@ -51,7 +60,8 @@ public struct SQLSession: StoreSession {
             notAfter: date(try row.decode(column: "not_after", as: Int64.self)),
             isRoot: try row.decode(column: "is_root", as: Int.self) != 0,
             createdAt: date(try row.decode(column: "created_at", as: Int64.self)),
-            crlNumber: try row.decode(column: "crl_number", as: Int64.self))
+            crlNumber: try row.decode(column: "crl_number", as: Int64.self),
+            status: IssuerStatus(rawValue: try row.decode(column: "status", as: String.self)) ?? .active)
     }
 
     // MARK: Certificates

@@ -42,6 +42,7 @@ public protocol StoreSession: Sendable {
     func insertIssuer(_ issuer: IssuerRecord) async throws
     func issuers() async throws -> [IssuerRecord]
     func issuer(named name: String) async throws -> IssuerRecord?
+    func updateIssuer(_ issuer: IssuerRecord) async throws
     /// Increments and returns the issuer's CRL number.
     func nextCRLNumber(issuer: String) async throws -> Int64
 
