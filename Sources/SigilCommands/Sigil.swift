@@ -10,10 +10,10 @@ public struct Sigil: AsyncParsableCommand {
         discussion: """
             Exit codes: 0 success; 1 the operation failed (policy or template violation, \
             lint errors, a file that already exists); 2 bad usage or bad input \
-            (malformed file, wrong passphrase, unknown key type).
+            (malformed file, wrong passphrase, unknown key type); 3 the request waits for approval.
             """,
         version: SigilVersion.current,
-        subcommands: [KeyCommand.self, CSRCommand.self]
+        subcommands: [KeyCommand.self, CSRCommand.self, CACommand.self, CertCommand.self, RequestCommand.self, AuditCommand.self]
     )
 
     public init() {}

@@ -14,6 +14,8 @@ public struct SigilError: Error, CustomStringConvertible, Sendable, Equatable {
         public static let unsupported = Kind(raw: "unsupported")
         /// A request breaks a rule (template, profile, policy); `reasons` lists every rule.
         public static let policyViolation = Kind(raw: "policy-violation")
+        /// The thing asked for does not exist.
+        public static let notFound = Kind(raw: "not-found")
         /// A signature does not verify.
         public static let verificationFailed = Kind(raw: "verification-failed")
         /// Reading or writing a file failed.

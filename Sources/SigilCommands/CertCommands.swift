@@ -1,0 +1,158 @@
+import ArgumentParser
+import Foundation
+import SigilAuthority
+import SigilCore
+import SigilStore
+
+struct CertCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cert",
+        abstract: "The certificate inventory.",
+        subcommands: [CertList.self, CertShow.self]
+    )
+}
+
+/// The JSON shape of an inventory record.
+struct CertificateReport: Encodable {
+    var record: CertificateRecord
+    var now: Date
+
+    init(_ record: CertificateRecord, now: Date) {
+        self.record = record
+        self.now = now
+    }
+
+    enum Keys: String, CodingKey {
+        case serial, issuer, subject, sans, status, source, profile, owner, tags, fingerprint
+        case commonName = "common_name", notBefore = "not_before", notAfter = "not_after", keyType = "key_type"
+        case keyAlgorithm = "key_algorithm", keySize = "key_size", signatureAlgorithm = "signature_algorithm"
+        case revokedAt = "revoked_at", revocationReason = "revocation_reason", requestID = "request_id", daysLeft = "days_left"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: Keys.self)
+        try c.encode(record.serial, forKey: .serial)
+        try c.encode(record.issuer, forKey: .issuer)
+        try c.encode(record.subject, forKey: .subject)
+        try c.encode(record.commonName, forKey: .commonName)
+        try c.encode(record.sans, forKey: .sans)
+        try c.encode(iso(record.notBefore), forKey: .notBefore)
+        try c.encode(iso(record.notAfter), forKey: .notAfter)
+        try c.encode(Int((record.notAfter.timeIntervalSince(now) / 86_400).rounded(.down)), forKey: .daysLeft)
+        try c.encode(record.status(at: now).rawValue, forKey: .status)
+        try c.encode(record.source.rawValue, forKey: .source)
+        try c.encode(record.profile, forKey: .profile)
+        try c.encode(record.owner, forKey: .owner)
+        try c.encode(record.tags, forKey: .tags)
+        try c.encode(record.keyType, forKey: .keyType)
+        try c.encode(record.keyAlgorithm, forKey: .keyAlgorithm)
+        try c.encode(record.keySize, forKey: .keySize)
+        try c.encode(record.signatureAlgorithm, forKey: .signatureAlgorithm)
+        try c.encode(record.fingerprint, forKey: .fingerprint)
+        try c.encode(record.revokedAt.map(iso), forKey: .revokedAt)
+        try c.encode(record.revocationReason, forKey: .revocationReason)
+        try c.encode(record.requestID, forKey: .requestID)
+    }
+}
+
+struct CertList: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List certificates in the inventory.")
+
+    @OptionGroup var home: HomeOptions
+    @Option(help: ArgumentHelp("Only certificates expiring within this time (e.g. 30d).", valueName: "duration")) var expiring: String?
+    @Option(help: ArgumentHelp("active, revoked or expired.", valueName: "status")) var status: String?
+    @Option(help: ArgumentHelp("CN or SAN pattern (* is a wildcard), a serial or a fingerprint.", valueName: "pattern")) var name: String?
+    @Option(help: ArgumentHelp("Only this owner's certificates.", valueName: "owner")) var owner: String?
+    @Option(help: ArgumentHelp("Only certificates from this issuer.", valueName: "name")) var issuer: String?
+    @Option(help: ArgumentHelp("Only certificates of this profile.", valueName: "profile")) var profile: String?
+    @Option(help: ArgumentHelp("At most this many (default 1000).", valueName: "n")) var limit: Int = 1000
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    func run() async throws {
+        let now = Date()
+        var query = CertificateQuery(now: now, limit: max(1, min(limit, 100_000)))
+        if let status {
+            guard let parsed = CertificateStatus(rawValue: status.lowercased()) else {
+                throw SigilError.badInput("--status must be active, revoked or expired, not '\(status)'")
+            }
+            query.status = parsed
+        }
+        if let expiring { query.expiringBefore = now.addingTimeInterval(try parseDuration(expiring)) }
+        query.namePattern = name
+        query.owner = owner
+        query.issuer = issuer
+        query.profile = profile
+        let records = try await Workspace.with(home, create: false) { workspace in
+            try await workspace.store.read { [query] in try await $0.certificates(query) }
+        }
+        if json {
+            try JSONOutput.print(records.map { CertificateReport($0, now: now) })
+            return
+        }
+        if records.isEmpty {
+            Console.current.print("No certificates match.")
+            return
+        }
+        let rows = records.map { r in
+            [r.serial, r.status(at: now).rawValue, iso(r.notAfter), r.profile ?? "-", r.commonName ?? r.sans.first ?? r.subject]
+        }
+        Console.current.print(table(["SERIAL", "STATUS", "EXPIRES", "PROFILE", "NAME"], rows))
+    }
+}
+
+struct CertShow: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "show", abstract: "Show one certificate by serial or SHA-256 fingerprint.")
+
+    @OptionGroup var home: HomeOptions
+    @Argument(help: ArgumentHelp("A serial (hex) or a SHA-256 fingerprint (hex, colons allowed).", valueName: "serial|fingerprint")) var id: String
+    @Flag(help: "Print the certificate as PEM.") var pem = false
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    func run() async throws {
+        let record = try await Workspace.with(home, create: false) { workspace in
+            try await CertShow.find(id, in: workspace.store)
+        }
+        if pem {
+            Console.current.write(Array(record.pem.utf8))
+            return
+        }
+        let now = Date()
+        if json {
+            try JSONOutput.print(CertificateReport(record, now: now))
+            return
+        }
+        let console = Console.current
+        func line(_ label: String, _ value: String) { console.print(label.padding(toLength: 20, withPad: " ", startingAt: 0) + value) }
+        line("Serial:", record.serial)
+        line("Status:", record.status(at: now).rawValue + (record.revocationReason.map { " (reason \($0))" } ?? ""))
+        line("Subject:", record.subject)
+        line("Subject alt names:", record.sans.isEmpty ? "(none)" : record.sans.joined(separator: ", "))
+        line("Issuer:", record.issuer)
+        line("Valid:", "\(iso(record.notBefore)) to \(iso(record.notAfter)) (\(Int(record.notAfter.timeIntervalSince(now) / 86_400)) days left)")
+        line("Key:", "\(record.keyType) (\(record.keyAlgorithm))")
+        line("Signature:", record.signatureAlgorithm)
+        line("Profile:", record.profile ?? "-")
+        line("Source:", record.source.rawValue)
+        if let owner = record.owner { line("Owner:", owner) }
+        if !record.tags.isEmpty { line("Tags:", record.tags.joined(separator: ", ")) }
+        line("SHA-256:", colonHex(record.fingerprint))
+    }
+
+    static func find(_ id: String, in store: any Store) async throws -> CertificateRecord {
+        let cleaned = id.filter { $0 != ":" }.lowercased()
+        guard !cleaned.isEmpty, cleaned.allSatisfy(\.isHexDigit) else {
+            throw SigilError.badInput("'\(id)' is not a serial or fingerprint (hexadecimal)")
+        }
+        if cleaned.count == 64, let record = try await store.read({ try await $0.certificate(fingerprint: cleaned) }) { return record }
+        let trimmed = String(cleaned.drop { $0 == "0" })
+        let matches = try await store.read { session in
+            try await session.certificates(serial: cleaned) + (trimmed != cleaned ? try await session.certificates(serial: trimmed) : [])
+        }
+        if matches.count > 1 {
+            throw SigilError.badInput("serial \(id) is used by \(matches.count) issuers; give the SHA-256 fingerprint instead")
+        }
+        guard let record = matches.first else { throw SigilError(.notFound, "no certificate with serial or fingerprint \(id)") }
+        return record
+    }
+}
+

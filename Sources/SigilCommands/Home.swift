@@ -1,0 +1,142 @@
+import ArgumentParser
+import Foundation
+import SigilAuthority
+import SigilCore
+import SigilStore
+import Yams
+
+/// `SIGIL_HOME` and what lives in it: `sigil.yaml`, the SQLite database.
+struct HomeOptions: ParsableArguments {
+    @Option(name: .customLong("home"), help: ArgumentHelp("Sigil's home directory (default: $SIGIL_HOME or ~/.sigil).", valueName: "dir"))
+    var home: String?
+
+    var path: String {
+        if let home { return home }
+        if let env = Console.current.environment["SIGIL_HOME"], !env.isEmpty { return env }
+        let user = Console.current.environment["HOME"] ?? NSHomeDirectory()
+        return "\(user)/.sigil"
+    }
+}
+
+/// `sigil.yaml`.
+struct SigilConfiguration: Decodable {
+    var httpPublicURL: String?
+    var httpListen: String?
+    var profiles: [String: ProfileOverride]?
+
+    enum CodingKeys: String, CodingKey {
+        case httpPublicURL = "http_public_url", httpListen = "http_listen", profiles
+    }
+
+    static func load(home: String) throws -> SigilConfiguration {
+        let path = "\(home)/sigil.yaml"
+        guard FileManager.default.fileExists(atPath: path) else { return SigilConfiguration() }
+        do {
+            return try YAMLDecoder().decode(SigilConfiguration.self, from: String(decoding: try Files.read(path, what: "configuration"), as: UTF8.self))
+        } catch let error as SigilError {
+            throw error
+        } catch {
+            throw SigilError.badInput("\(path) is not valid: \(error)")
+        }
+    }
+
+    func authorityConfiguration() throws -> AuthorityConfiguration {
+        var profiles = CertificateProfile.builtIn
+        for (name, override) in (self.profiles ?? [:]).sorted(by: { $0.key < $1.key }) {
+            profiles[name] = try override.apply(name: name, profiles: profiles)
+        }
+        let publicURL = httpPublicURL ?? "http://\(httpListen ?? "127.0.0.1:8080")"
+        return AuthorityConfiguration(httpPublicURL: publicURL, profiles: profiles)
+    }
+}
+
+/// An open home: the store and the CA over it. Close it when done.
+struct Workspace {
+    let home: String
+    let store: SQLiteStore
+    let authority: CertificateAuthority
+
+    static func open(_ options: HomeOptions, create: Bool = true) async throws -> Workspace {
+        let home = options.path
+        var isDirectory: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: home, isDirectory: &isDirectory) {
+            guard create else { throw SigilError.badInput("\(home) does not exist; run `sigil ca init` first") }
+            do {
+                try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw SigilError(.io, "cannot create \(home): \(error.localizedDescription)")
+            }
+        } else if !isDirectory.boolValue {
+            throw SigilError.badInput("\(home) is not a directory")
+        }
+        let configuration = try SigilConfiguration.load(home: home).authorityConfiguration()
+        let store = try await SQLiteStore.open(path: "\(home)/sigil.db")
+        do {
+            try await store.migrate()
+        } catch {
+            try? await store.close()
+            throw error
+        }
+        return Workspace(home: home, store: store, authority: CertificateAuthority(store: store, configuration: configuration))
+    }
+
+    func close() async {
+        try? await store.close()
+    }
+
+    /// Runs `body` and closes the workspace whatever happens.
+    static func with<T>(_ options: HomeOptions, create: Bool = true, _ body: (Workspace) async throws -> T) async throws -> T {
+        let workspace = try await open(options, create: create)
+        do {
+            let result = try await body(workspace)
+            await workspace.close()
+            return result
+        } catch {
+            await workspace.close()
+            throw error
+        }
+    }
+}
+
+/// Who the audit trail names for a command-line action.
+var commandLineActor: String {
+    "cli:\(Console.current.environment["USER"] ?? Console.current.environment["LOGNAME"] ?? "uid\(getuid())")"
+}
+
+extension PassphraseSource {
+    /// A CA passphrase: given, or asked at a terminal (twice when `confirm`).
+    /// CA keys are never stored unencrypted, so there is no way around it.
+    func caPassphrase(for name: String, confirm: Bool) throws -> [UInt8] {
+        if let given = try read() {
+            guard !confirm || given.count >= NewKeyProtection.minimumPassphraseLength else {
+                throw SigilError.badInput("the passphrase is too short: use at least \(NewKeyProtection.minimumPassphraseLength) characters")
+            }
+            return given
+        }
+        guard Console.current.isInteractive else {
+            throw SigilError.badInput("CA '\(name)' needs a passphrase: give --passphrase-file FILE or --passphrase-env VAR")
+        }
+        let first = try Terminal.readSecret(prompt: "Passphrase for CA '\(name)': ")
+        if confirm {
+            let second = try Terminal.readSecret(prompt: "Repeat the passphrase: ")
+            guard first == second else { throw SigilError.badInput("the passphrases do not match") }
+            guard first.count >= NewKeyProtection.minimumPassphraseLength else {
+                throw SigilError.badInput("the passphrase is too short: use at least \(NewKeyProtection.minimumPassphraseLength) characters")
+            }
+        }
+        return first
+    }
+}
+
+/// Parses `30d`, `12h`, `90` (days), `2w`.
+func parseDuration(_ text: String) throws -> TimeInterval {
+    let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800]
+    if let last = text.last, let unit = units[last], let value = Double(text.dropLast()), value >= 0 { return value * unit }
+    if let days = Double(text), days >= 0 { return days * 86_400 }
+    throw SigilError.badInput("invalid duration '\(text)': use a number with s, m, h, d or w (e.g. 30d)")
+}
+
+/// RFC 3339 in UTC, whole seconds.
+func iso(_ date: Date) -> String {
+    date.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: false).timeSeparator(.colon).timeZone(separator: .omitted))
+}
