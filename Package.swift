@@ -59,6 +59,11 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "sigil", dependencies: ["SigilCommands"]),
+        .executableTarget(
+            name: "sigil-bench",
+            dependencies: ["SigilAuthority", "SigilStore", "SigilCore", .product(name: "X509", package: "swift-certificates")],
+            path: "Benchmarks/SigilBench"
+        ),
         .target(name: "SigilTesting", dependencies: ["SigilCore", "SigilStore", "SigilAuthority"]),
         .testTarget(name: "SigilCoreTests", dependencies: [
             "SigilCore", "SigilTesting",

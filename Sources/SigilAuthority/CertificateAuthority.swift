@@ -142,6 +142,7 @@ public final class CertificateAuthority: Sendable {
             try await session.appendAudit(AuditDraft(time: now, actor: actor, action: "ca.requested", object: "ca:\(options.name)",
                                                      details: ["subject": record.subject, "csr_sha256": Hex.encode(SHA256.hash(data: Array(csrPEM.utf8)))]))
         }
+        signers.withLock { $0[options.name] = SoftwareSigner(key) }
         return csr
     }
 

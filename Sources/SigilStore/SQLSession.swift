@@ -285,3 +285,10 @@ func json(_ strings: [String]) -> String {
 func strings(_ text: String) throws -> [String] {
     try JSONDecoder().decode([String].self, from: Data(text.utf8))
 }
+
+extension SQLSession {
+    /// Runs SQL as given, for tests that must break the database on purpose.
+    public func execute(unsafeSQL sql: String) async throws {
+        try await db.raw(SQLQueryString(sql)).run()
+    }
+}

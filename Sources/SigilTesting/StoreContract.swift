@@ -1,0 +1,203 @@
+import Foundation
+import SigilCore
+import SigilStore
+
+/// The behaviour every `Store` backend must show. Each check takes a fresh,
+/// migrated store and throws `ContractFailure` naming the broken expectation;
+/// backend test suites run every check (SQLite here, PostgreSQL later).
+public enum StoreContract {
+    public struct ContractFailure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    public typealias Check = @Sendable (any Store) async throws -> Void
+
+    public static let checks: [(name: String, run: Check)] = [
+        ("migrate is idempotent", migrateTwice),
+        ("issuers round trip and names are unique", issuers),
+        ("certificates round trip; serials unique per issuer", certificates),
+        ("inventory queries filter and paginate", queries),
+        ("revocation and ownership updates", updates),
+        ("requests round trip and update", requests),
+        ("a failed write leaves nothing behind", failedWrite),
+        ("the audit chain links every entry", auditChain),
+        ("concurrent writers get unique serials and one unbroken chain", concurrentWrites),
+        ("CRL numbers only go up", crlNumbers),
+    ]
+
+    static func expect(_ condition: Bool, _ message: @autoclosure () -> String) throws {
+        if !condition { throw ContractFailure(description: message()) }
+    }
+
+    public static let epoch = Date(timeIntervalSince1970: 1_800_000_000)
+
+    public static func issuer(_ name: String) -> IssuerRecord {
+        IssuerRecord(name: name, parentName: nil, certificatePEM: "PEM", keyBlob: "{}", keyType: "ec:P-256", subject: "/CN=\(name)",
+                     notBefore: epoch, notAfter: epoch.addingTimeInterval(86_400 * 3650), isRoot: true, createdAt: epoch)
+    }
+
+    public static func certificate(serial: String, issuer: String = "ca", fingerprint: String? = nil, cn: String = "www.example.com",
+                                   notAfterDays: Double = 90, owner: String? = nil, profile: String = "tls-server") -> CertificateRecord {
+        CertificateRecord(
+            serial: serial, issuer: issuer, subject: "/CN=\(cn)", commonName: cn, sans: ["DNS:\(cn)"], notBefore: epoch,
+            notAfter: epoch.addingTimeInterval(notAfterDays * 86_400), keyType: "ec:P-256", keyAlgorithm: "ECDSA", keySize: 256,
+            signatureAlgorithm: "ecdsa-with-SHA256", fingerprint: fingerprint ?? String(repeating: "0", count: 64 - serial.count) + serial,
+            source: .issued, profile: profile, owner: owner, tags: ["web"], pem: "PEM", createdAt: epoch)
+    }
+
+    static func migrateTwice(_ store: any Store) async throws {
+        try await store.migrate()
+        try await store.migrate()
+        try expect(try await store.read { try await $0.countCertificates() } == 0, "a fresh store is empty")
+    }
+
+    static func issuers(_ store: any Store) async throws {
+        try await store.write { try await $0.insertIssuer(issuer("root")) }
+        let read = try await store.read { try await $0.issuer(named: "root") }
+        try expect(read == issuer("root"), "the issuer reads back as written: \(String(describing: read))")
+        do {
+            try await store.write { try await $0.insertIssuer(issuer("root")) }
+            throw ContractFailure(description: "a second issuer named root was accepted")
+        } catch let error as StoreError {
+            try expect(error.code == .duplicate, "duplicate issuer gives .duplicate, got \(error.code)")
+        }
+        var updated = issuer("root")
+        updated.status = .external
+        try await store.write { [updated] in try await $0.updateIssuer(updated) }
+        try expect(try await store.read { try await $0.issuer(named: "root") }?.status == .external, "updateIssuer persists")
+    }
+
+    static func certificates(_ store: any Store) async throws {
+        let record = certificate(serial: "0a1b")
+        try await store.write { try await $0.insertCertificate(record) }
+        try expect(try await store.read { try await $0.certificates(serial: "0a1b") } == [record], "certificate reads back by serial")
+        try expect(try await store.read { try await $0.certificate(fingerprint: record.fingerprint) } == record, "certificate reads back by fingerprint")
+        do {
+            try await store.write { try await $0.insertCertificate(certificate(serial: "0a1b", fingerprint: String(repeating: "f", count: 64))) }
+            throw ContractFailure(description: "the same serial from the same issuer was accepted twice")
+        } catch let error as StoreError {
+            try expect(error.code == .duplicate, "duplicate serial gives .duplicate, got \(error.code)")
+        }
+        // The same serial from another issuer is a different certificate.
+        try await store.write { try await $0.insertCertificate(certificate(serial: "0a1b", issuer: "other", fingerprint: String(repeating: "e", count: 64))) }
+        try expect(try await store.read { try await $0.certificates(serial: "0a1b") }.count == 2, "serials are unique per issuer only")
+    }
+
+    static func queries(_ store: any Store) async throws {
+        let now = epoch.addingTimeInterval(10 * 86_400)
+        let records = [
+            certificate(serial: "01", cn: "a.example.com", notAfterDays: 5, owner: "alice"),
+            certificate(serial: "02", cn: "b.example.com", notAfterDays: 20, owner: "bob"),
+            certificate(serial: "03", cn: "c.example.org", notAfterDays: 60, owner: "alice", profile: "tls-client"),
+            certificate(serial: "04", cn: "d.example.com", notAfterDays: 200),
+        ]
+        try await store.write { session in for r in records { try await session.insertCertificate(r) } }
+        try await store.write { try await $0.updateCertificateRevocation(fingerprint: records[3].fingerprint, status: .revoked, revokedAt: now, reason: 1) }
+        func serials(_ query: CertificateQuery) async throws -> [String] {
+            try await store.read { try await $0.certificates(query) }.map(\.serial)
+        }
+        try expect(try await serials(CertificateQuery(now: now)) == ["01", "02", "03", "04"], "all, ordered by expiry")
+        try expect(try await serials(CertificateQuery(now: now, status: .expired)) == ["01"], "expired is derived from the clock")
+        try expect(try await serials(CertificateQuery(now: now, status: .active)) == ["02", "03"], "active excludes expired and revoked")
+        try expect(try await serials(CertificateQuery(now: now, status: .revoked)) == ["04"], "revoked")
+        try expect(try await serials(CertificateQuery(now: now, expiringBefore: now.addingTimeInterval(30 * 86_400))) == ["02"], "expiring within 30 days")
+        try expect(try await serials(CertificateQuery(now: now, namePattern: "*.example.com")) == ["01", "02", "04"], "name pattern")
+        try expect(try await serials(CertificateQuery(now: now, owner: "alice")) == ["01", "03"], "owner")
+        try expect(try await serials(CertificateQuery(now: now, profile: "tls-client")) == ["03"], "profile")
+        try expect(try await serials(CertificateQuery(now: now, namePattern: "02")) == ["02"], "a serial as the pattern")
+        let page1 = try await store.read { try await $0.certificates(CertificateQuery(now: now, limit: 2)) }
+        let last = page1.last!
+        let page2 = try await serials(CertificateQuery(now: now, limit: 2, after: (last.notAfter, last.fingerprint)))
+        try expect(page1.map(\.serial) == ["01", "02"] && page2 == ["03", "04"], "cursor pagination")
+    }
+
+    static func updates(_ store: any Store) async throws {
+        let record = certificate(serial: "77")
+        try await store.write { try await $0.insertCertificate(record) }
+        try await store.write { try await $0.updateCertificateRevocation(fingerprint: record.fingerprint, status: .revoked, revokedAt: epoch, reason: 4) }
+        try await store.write { try await $0.updateCertificateOwnership(fingerprint: record.fingerprint, owner: "carol", tags: ["a", "b"]) }
+        let read = try await store.read { try await $0.certificate(fingerprint: record.fingerprint) }
+        try expect(read?.storedStatus == .revoked && read?.revocationReason == 4 && read?.revokedAt == epoch, "revocation persists")
+        try expect(read?.owner == "carol" && read?.tags == ["a", "b"], "ownership persists")
+    }
+
+    static func requests(_ store: any Store) async throws {
+        var request = RequestRecord(id: "r1", csrPEM: "CSR", profile: "code-signing", issuer: "ca", days: 30, requester: "alice",
+                                    subject: "/CN=x", names: ["email:x@example.com"], status: .pending, reasons: ["needs approval"], createdAt: epoch)
+        try await store.write { [request] in try await $0.insertRequest(request) }
+        try expect(try await store.read { try await $0.requests(status: .pending) } == [request], "pending request listed")
+        request.status = .issued
+        request.decidedAt = epoch
+        request.decidedBy = "bob"
+        request.certificateSerial = "99"
+        try await store.write { [request] in try await $0.updateRequest(request) }
+        try expect(try await store.read { try await $0.request(id: "r1") } == request, "request update persists")
+        try expect(try await store.read { try await $0.requests(status: .pending) }.isEmpty, "no longer pending")
+    }
+
+    static func failedWrite(_ store: any Store) async throws {
+        struct Abort: Error {}
+        do {
+            try await store.write { session in
+                try await session.insertCertificate(certificate(serial: "55"))
+                try await session.appendAudit(AuditDraft(time: epoch, actor: "t", action: "certificate.issued", object: "55"))
+                throw Abort()
+            }
+        } catch is Abort {}
+        try expect(try await store.read { try await $0.certificates(serial: "55") }.isEmpty, "the certificate of a failed write is gone")
+        try expect(try await store.read { try await $0.auditEntries(afterSeq: 0, limit: 10) }.isEmpty, "the audit entry of a failed write is gone")
+    }
+
+    static func auditChain(_ store: any Store) async throws {
+        for i in 0..<5 {
+            try await store.write { try await $0.appendAudit(AuditDraft(time: epoch, actor: "t", action: "a\(i)", object: "o", details: ["i": "\(i)"])) }
+        }
+        let entries = try await store.read { try await $0.auditEntries(afterSeq: 0, limit: 100) }
+        try expect(entries.map(\.seq) == [1, 2, 3, 4, 5], "sequence numbers 1...5")
+        try expect(entries[0].prevHash == AuditChain.genesis, "the first entry links to genesis")
+        var verifier = AuditChain.Verifier()
+        entries.forEach { verifier.feed($0) }
+        try expect(verifier.result.ok, "the chain verifies: \(verifier.result)")
+        var changed = entries
+        changed[2].details = "{\"i\":\"9\"}"
+        var v2 = AuditChain.Verifier()
+        changed.forEach { v2.feed($0) }
+        try expect(v2.result.firstBadSeq == 3, "a changed entry is named: \(v2.result)")
+        var v3 = AuditChain.Verifier()
+        entries.enumerated().filter { $0.offset != 1 }.forEach { v3.feed($0.element) }
+        try expect(v3.result.firstBadSeq == 2, "a removed entry is named: \(v3.result)")
+        var v4 = AuditChain.Verifier()
+        [entries[0], entries[2], entries[1], entries[3]].forEach { v4.feed($0) }
+        try expect(v4.result.firstBadSeq == 2, "a reordered entry is named: \(v4.result)")
+    }
+
+    static func concurrentWrites(_ store: any Store) async throws {
+        let count = 200
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<count {
+                group.addTask {
+                    try await store.write { session in
+                        try await session.insertCertificate(certificate(serial: String(format: "c%05d", i)))
+                        try await session.appendAudit(AuditDraft(time: epoch, actor: "t", action: "certificate.issued", object: "\(i)"))
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        try expect(try await store.read { try await $0.countCertificates() } == count, "every concurrent write is recorded")
+        let entries = try await store.read { try await $0.auditEntries(afterSeq: 0, limit: 1000) }
+        var verifier = AuditChain.Verifier()
+        entries.forEach { verifier.feed($0) }
+        try expect(entries.count == count && verifier.result.ok, "one unbroken chain of \(count) entries: \(verifier.result)")
+    }
+
+    static func crlNumbers(_ store: any Store) async throws {
+        try await store.write { try await $0.insertIssuer(issuer("ca")) }
+        var last: Int64 = 0
+        for _ in 0..<5 {
+            let next = try await store.write { try await $0.nextCRLNumber(issuer: "ca") }
+            try expect(next > last, "CRL number \(next) follows \(last)")
+            last = next
+        }
+    }
+}
