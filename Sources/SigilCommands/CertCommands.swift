@@ -8,7 +8,7 @@ struct CertCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cert",
         abstract: "The certificate inventory.",
-        subcommands: [CertList.self, CertShow.self]
+        subcommands: [CertList.self, CertShow.self, CertRevoke.self]
     )
 }
 
@@ -110,7 +110,7 @@ struct CertShow: AsyncParsableCommand {
 
     func run() async throws {
         let record = try await Workspace.with(home, create: false) { workspace in
-            try await CertShow.find(id, in: workspace.store)
+            try await workspace.authority.findCertificate(id)
         }
         if pem {
             Console.current.write(Array(record.pem.utf8))
@@ -138,21 +138,44 @@ struct CertShow: AsyncParsableCommand {
         line("SHA-256:", colonHex(record.fingerprint))
     }
 
-    static func find(_ id: String, in store: any Store) async throws -> CertificateRecord {
-        let cleaned = id.filter { $0 != ":" }.lowercased()
-        guard !cleaned.isEmpty, cleaned.allSatisfy(\.isHexDigit) else {
-            throw SigilError.badInput("'\(id)' is not a serial or fingerprint (hexadecimal)")
-        }
-        if cleaned.count == 64, let record = try await store.read({ try await $0.certificate(fingerprint: cleaned) }) { return record }
-        let trimmed = String(cleaned.drop { $0 == "0" })
-        let matches = try await store.read { session in
-            try await session.certificates(serial: cleaned) + (trimmed != cleaned ? try await session.certificates(serial: trimmed) : [])
-        }
-        if matches.count > 1 {
-            throw SigilError.badInput("serial \(id) is used by \(matches.count) issuers; give the SHA-256 fingerprint instead")
-        }
-        guard let record = matches.first else { throw SigilError(.notFound, "no certificate with serial or fingerprint \(id)") }
-        return record
-    }
 }
 
+
+struct CertRevoke: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "revoke",
+        abstract: "Revoke a certificate (RFC 5280 reason codes).",
+        discussion: """
+            Reasons: unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, \
+            cessationOfOperation, certificateHold, privilegeWithdrawn, aACompromise. A certificate on \
+            hold is released with --reason removeFromCRL.
+            """
+    )
+
+    @OptionGroup var home: HomeOptions
+    @Argument(help: ArgumentHelp("A serial (hex) or a SHA-256 fingerprint.", valueName: "serial|fingerprint")) var id: String
+    @Option(help: ArgumentHelp("The reason (default: unspecified).", valueName: "reason")) var reason: String = "unspecified"
+    @Option(name: .customLong("invalidity-date"), help: ArgumentHelp("When the key became unsafe (RFC 3339).", valueName: "time"))
+    var invalidityDate: String?
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    func run() async throws {
+        let parsedReason = try RevocationReason(parsing: reason)
+        var invalidity: Date?
+        if let invalidityDate {
+            guard let parsed = try? Date(invalidityDate, strategy: .iso8601) else {
+                throw SigilError.badInput("--invalidity-date '\(invalidityDate)' is not an RFC 3339 time such as 2026-11-30T12:00:00Z")
+            }
+            invalidity = parsed
+        }
+        let record = try await Workspace.with(home, create: false) { workspace in
+            try await workspace.authority.revoke(id, reason: parsedReason, invalidityDate: invalidity, actor: commandLineActor)
+        }
+        if json { return try JSONOutput.print(CertificateReport(record, now: Date())) }
+        if parsedReason == .removeFromCRL {
+            Console.current.print("Released certificate \(record.serial) from hold.")
+        } else {
+            Console.current.print("Revoked certificate \(record.serial) (\(parsedReason.name)).")
+        }
+    }
+}

@@ -84,6 +84,23 @@ enum Migrations {
             )
             """,
         ]),
+        (2, [
+            """
+            CREATE TABLE tokens (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL UNIQUE,
+                role TEXT NOT NULL,
+                secret_hash TEXT NOT NULL,
+                allowed_names TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                created_by TEXT NOT NULL,
+                expires_at BIGINT,
+                revoked_at BIGINT,
+                last_used_at BIGINT
+            )
+            """,
+            "ALTER TABLE certificates ADD COLUMN invalidity_date BIGINT",
+        ]),
     ]
 
     static var latest: Int { all.map(\.version).max() ?? 0 }

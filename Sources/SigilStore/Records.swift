@@ -86,13 +86,15 @@ public struct CertificateRecord: Sendable, Equatable, Codable {
     public var requestID: String?
     public var revokedAt: Date?
     public var revocationReason: Int?
+    /// When the key is known or suspected to have been compromised (RFC 5280 §5.3.2).
+    public var invalidityDate: Date?
     public var createdAt: Date
 
     public init(serial: String, issuer: String, subject: String, commonName: String?, sans: [String], notBefore: Date, notAfter: Date,
                 keyType: String, keyAlgorithm: String, keySize: Int, signatureAlgorithm: String, fingerprint: String,
                 storedStatus: StoredCertificateStatus = .active, source: CertificateSource, profile: String?, owner: String? = nil,
                 tags: [String] = [], pem: String, requestID: String? = nil, revokedAt: Date? = nil, revocationReason: Int? = nil,
-                createdAt: Date) {
+                invalidityDate: Date? = nil, createdAt: Date) {
         self.serial = serial
         self.issuer = issuer
         self.subject = subject
@@ -114,6 +116,7 @@ public struct CertificateRecord: Sendable, Equatable, Codable {
         self.requestID = requestID
         self.revokedAt = revokedAt
         self.revocationReason = revocationReason
+        self.invalidityDate = invalidityDate
         self.createdAt = createdAt
     }
 
@@ -236,5 +239,40 @@ public struct CertificateQuery: Sendable {
         self.expiringBefore = expiringBefore
         self.limit = limit
         self.after = after
+    }
+}
+
+/// An API token as stored: the secret itself is never kept, only its SHA-256.
+public struct TokenRecord: Sendable, Equatable, Codable {
+    /// The public part of the token, used to find the record.
+    public var id: String
+    public var name: String
+    public var role: String
+    /// SHA-256 of the secret part, lowercase hex.
+    public var secretHash: String
+    /// Name patterns a requester token may ask for; empty means any.
+    public var allowedNames: [String]
+    public var createdAt: Date
+    public var createdBy: String
+    public var expiresAt: Date?
+    public var revokedAt: Date?
+    public var lastUsedAt: Date?
+
+    public init(id: String, name: String, role: String, secretHash: String, allowedNames: [String], createdAt: Date, createdBy: String,
+                expiresAt: Date?, revokedAt: Date? = nil, lastUsedAt: Date? = nil) {
+        self.id = id
+        self.name = name
+        self.role = role
+        self.secretHash = secretHash
+        self.allowedNames = allowedNames
+        self.createdAt = createdAt
+        self.createdBy = createdBy
+        self.expiresAt = expiresAt
+        self.revokedAt = revokedAt
+        self.lastUsedAt = lastUsedAt
+    }
+
+    public func isUsable(at now: Date) -> Bool {
+        revokedAt == nil && (expiresAt.map { $0 > now } ?? true)
     }
 }

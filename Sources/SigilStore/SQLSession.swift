@@ -139,10 +139,10 @@ public struct SQLSession: StoreSession {
         return try await db.raw(sql).all().map(decodeCertificate)
     }
 
-    public func updateCertificateRevocation(fingerprint: String, status: StoredCertificateStatus, revokedAt: Date?, reason: Int?) async throws {
+    public func updateCertificateRevocation(fingerprint: String, status: StoredCertificateStatus, revokedAt: Date?, reason: Int?, invalidityDate: Date?) async throws {
         try await db.raw("""
             UPDATE certificates SET status = \(bind: status.rawValue), revoked_at = \(bind: revokedAt.map(seconds)),
-                revocation_reason = \(bind: reason) WHERE fingerprint = \(bind: fingerprint)
+                revocation_reason = \(bind: reason), invalidity_date = \(bind: invalidityDate.map(seconds)) WHERE fingerprint = \(bind: fingerprint)
             """).run()
     }
 
@@ -173,6 +173,7 @@ public struct SQLSession: StoreSession {
             requestID: try row.decode(column: "request_id", as: String?.self),
             revokedAt: try row.decode(column: "revoked_at", as: Int64?.self).map(date),
             revocationReason: try row.decode(column: "revocation_reason", as: Int?.self),
+            invalidityDate: try row.decode(column: "invalidity_date", as: Int64?.self).map(date),
             createdAt: date(try row.decode(column: "created_at", as: Int64.self)))
     }
 
@@ -225,6 +226,48 @@ public struct SQLSession: StoreSession {
             decidedAt: try row.decode(column: "decided_at", as: Int64?.self).map(date),
             decidedBy: try row.decode(column: "decided_by", as: String?.self),
             certificateSerial: try row.decode(column: "certificate_serial", as: String?.self))
+    }
+
+    // MARK: Tokens
+
+    public func insertToken(_ t: TokenRecord) async throws {
+        try await mapDuplicate("a token named '\(t.name)' already exists") {
+            try await db.raw("""
+                INSERT INTO tokens (id, name, role, secret_hash, allowed_names, created_at, created_by, expires_at, revoked_at, last_used_at)
+                VALUES (\(bind: t.id), \(bind: t.name), \(bind: t.role), \(bind: t.secretHash), \(bind: json(t.allowedNames)),
+                    \(bind: seconds(t.createdAt)), \(bind: t.createdBy), \(bind: t.expiresAt.map(seconds)), \(bind: t.revokedAt.map(seconds)),
+                    \(bind: t.lastUsedAt.map(seconds)))
+                """).run()
+        }
+    }
+
+    public func token(id: String) async throws -> TokenRecord? {
+        try await db.raw("SELECT * FROM tokens WHERE id = \(bind: id)").first().map(decodeToken)
+    }
+
+    public func tokens() async throws -> [TokenRecord] {
+        try await db.raw("SELECT * FROM tokens ORDER BY created_at, name").all().map(decodeToken)
+    }
+
+    public func updateToken(_ t: TokenRecord) async throws {
+        try await db.raw("""
+            UPDATE tokens SET role = \(bind: t.role), allowed_names = \(bind: json(t.allowedNames)), expires_at = \(bind: t.expiresAt.map(seconds)),
+                revoked_at = \(bind: t.revokedAt.map(seconds)), last_used_at = \(bind: t.lastUsedAt.map(seconds)) WHERE id = \(bind: t.id)
+            """).run()
+    }
+
+    private func decodeToken(_ row: any SQLRow) throws -> TokenRecord {
+        TokenRecord(
+            id: try row.decode(column: "id", as: String.self),
+            name: try row.decode(column: "name", as: String.self),
+            role: try row.decode(column: "role", as: String.self),
+            secretHash: try row.decode(column: "secret_hash", as: String.self),
+            allowedNames: try strings(try row.decode(column: "allowed_names", as: String.self)),
+            createdAt: date(try row.decode(column: "created_at", as: Int64.self)),
+            createdBy: try row.decode(column: "created_by", as: String.self),
+            expiresAt: try row.decode(column: "expires_at", as: Int64?.self).map(date),
+            revokedAt: try row.decode(column: "revoked_at", as: Int64?.self).map(date),
+            lastUsedAt: try row.decode(column: "last_used_at", as: Int64?.self).map(date))
     }
 
     // MARK: Audit

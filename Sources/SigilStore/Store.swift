@@ -52,13 +52,19 @@ public protocol StoreSession: Sendable {
     func certificate(fingerprint: String) async throws -> CertificateRecord?
     func certificates(_ query: CertificateQuery) async throws -> [CertificateRecord]
     func countCertificates() async throws -> Int
-    func updateCertificateRevocation(fingerprint: String, status: StoredCertificateStatus, revokedAt: Date?, reason: Int?) async throws
+    func updateCertificateRevocation(fingerprint: String, status: StoredCertificateStatus, revokedAt: Date?, reason: Int?, invalidityDate: Date?) async throws
     func updateCertificateOwnership(fingerprint: String, owner: String?, tags: [String]) async throws
 
     func insertRequest(_ request: RequestRecord) async throws
     func request(id: String) async throws -> RequestRecord?
     func requests(status: RequestStatus?) async throws -> [RequestRecord]
     func updateRequest(_ request: RequestRecord) async throws
+
+    /// Throws `.duplicate` when the name or id is taken.
+    func insertToken(_ token: TokenRecord) async throws
+    func token(id: String) async throws -> TokenRecord?
+    func tokens() async throws -> [TokenRecord]
+    func updateToken(_ token: TokenRecord) async throws
 
     /// Appends to the hash chain and returns the entry as stored.
     @discardableResult

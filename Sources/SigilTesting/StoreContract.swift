@@ -23,6 +23,7 @@ public enum StoreContract {
         ("the audit chain links every entry", auditChain),
         ("concurrent writers get unique serials and one unbroken chain", concurrentWrites),
         ("CRL numbers only go up", crlNumbers),
+        ("tokens round trip; names are unique", tokens),
     ]
 
     static func expect(_ condition: Bool, _ message: @autoclosure () -> String) throws {
@@ -92,7 +93,7 @@ public enum StoreContract {
             certificate(serial: "04", cn: "d.example.com", notAfterDays: 200),
         ]
         try await store.write { session in for r in records { try await session.insertCertificate(r) } }
-        try await store.write { try await $0.updateCertificateRevocation(fingerprint: records[3].fingerprint, status: .revoked, revokedAt: now, reason: 1) }
+        try await store.write { try await $0.updateCertificateRevocation(fingerprint: records[3].fingerprint, status: .revoked, revokedAt: now, reason: 1, invalidityDate: nil) }
         func serials(_ query: CertificateQuery) async throws -> [String] {
             try await store.read { try await $0.certificates(query) }.map(\.serial)
         }
@@ -114,10 +115,10 @@ public enum StoreContract {
     static func updates(_ store: any Store) async throws {
         let record = certificate(serial: "77")
         try await store.write { try await $0.insertCertificate(record) }
-        try await store.write { try await $0.updateCertificateRevocation(fingerprint: record.fingerprint, status: .revoked, revokedAt: epoch, reason: 4) }
+        try await store.write { try await $0.updateCertificateRevocation(fingerprint: record.fingerprint, status: .revoked, revokedAt: epoch, reason: 4, invalidityDate: epoch.addingTimeInterval(-3600)) }
         try await store.write { try await $0.updateCertificateOwnership(fingerprint: record.fingerprint, owner: "carol", tags: ["a", "b"]) }
         let read = try await store.read { try await $0.certificate(fingerprint: record.fingerprint) }
-        try expect(read?.storedStatus == .revoked && read?.revocationReason == 4 && read?.revokedAt == epoch, "revocation persists")
+        try expect(read?.storedStatus == .revoked && read?.revocationReason == 4 && read?.revokedAt == epoch && read?.invalidityDate == epoch.addingTimeInterval(-3600), "revocation persists")
         try expect(read?.owner == "carol" && read?.tags == ["a", "b"], "ownership persists")
     }
 
@@ -189,6 +190,26 @@ public enum StoreContract {
         var verifier = AuditChain.Verifier()
         entries.forEach { verifier.feed($0) }
         try expect(entries.count == count && verifier.result.ok, "one unbroken chain of \(count) entries: \(verifier.result)")
+    }
+
+    static func tokens(_ store: any Store) async throws {
+        var token = TokenRecord(id: "0123456789ab", name: "ci", role: "requester", secretHash: String(repeating: "a", count: 64),
+                                allowedNames: ["*.example.com"], createdAt: epoch, createdBy: "t", expiresAt: epoch.addingTimeInterval(86_400))
+        try await store.write { [token] in try await $0.insertToken(token) }
+        try expect(try await store.read { try await $0.token(id: "0123456789ab") } == token, "token reads back")
+        do {
+            var other = token
+            other.id = "ba9876543210"
+            try await store.write { [other] in try await $0.insertToken(other) }
+            throw ContractFailure(description: "a second token named ci was accepted")
+        } catch let error as StoreError {
+            try expect(error.code == .duplicate, "duplicate token name gives .duplicate")
+        }
+        token.revokedAt = epoch
+        token.lastUsedAt = epoch
+        try await store.write { [token] in try await $0.updateToken(token) }
+        try expect(try await store.read { try await $0.tokens() } == [token], "token update persists")
+        try expect(!token.isUsable(at: epoch), "a revoked token is not usable")
     }
 
     static func crlNumbers(_ store: any Store) async throws {

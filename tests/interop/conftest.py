@@ -123,3 +123,49 @@ class OpensslMade:
 @pytest.fixture(scope="session")
 def ossl(tmp_path_factory, passfile) -> OpensslMade:
     return OpensslMade(tmp_path_factory.mktemp("openssl-made"), passfile)
+
+
+# ------------------------------------------------------------------------------ CA (issue 3)
+
+from ca_helpers import PROFILE_CSR_ARGS, CAHome, copy_home  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def ca_template(tmp_path_factory) -> CAHome:
+    """A default hierarchy (root ec:P-384, intermediate ec:P-256) with a public-looking
+    http_public_url, made once; tests get their own copy through `ca_home`."""
+    home = CAHome(tmp_path_factory.mktemp("ca-template") / "home")
+    home.init_root()
+    home.init_intermediate()
+    return home
+
+
+@pytest.fixture
+def ca_home(ca_template, tmp_path) -> CAHome:
+    """This test's own SIGIL_HOME: a copy of the session's default hierarchy."""
+    return copy_home(ca_template, tmp_path / "home")
+
+
+class LeafCSRs:
+    """Leaf CSRs made by `sigil csr new --key KEY` for a profile, keys made once per key type."""
+
+    def __init__(self, root: Path, made: SigilMade):
+        self.root = root
+        self.made = made
+        self._cache = {}
+
+    def key(self, kt: str) -> Path:
+        return self.made.key(kt)
+
+    def csr(self, profile: str, kt: str) -> Path:
+        k = (profile, kt)
+        if k not in self._cache:
+            out = self.root / f"{profile}-{kt.replace(':', '_')}.csr"
+            sigil_ok("csr", "new", "--key", self.key(kt), *PROFILE_CSR_ARGS[profile], "--out", out)
+            self._cache[k] = out
+        return self._cache[k]
+
+
+@pytest.fixture(scope="session")
+def leaf_csrs(tmp_path_factory, made) -> LeafCSRs:
+    return LeafCSRs(tmp_path_factory.mktemp("leaf-csrs"), made)

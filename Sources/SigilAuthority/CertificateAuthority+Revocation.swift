@@ -1,0 +1,65 @@
+import Foundation
+import SigilCore
+import SigilStore
+
+extension CertificateAuthority {
+    /// Finds a certificate by SHA-256 fingerprint or serial (hex, colons allowed).
+    public func findCertificate(_ id: String) async throws -> CertificateRecord {
+        let cleaned = id.filter { $0 != ":" }.lowercased()
+        guard !cleaned.isEmpty, cleaned.allSatisfy(\.isHexDigit) else {
+            throw SigilError.badInput("'\(id)' is not a serial or fingerprint (hexadecimal)")
+        }
+        if cleaned.count == 64, let record = try await store.read({ try await $0.certificate(fingerprint: cleaned) }) { return record }
+        let trimmed = String(cleaned.drop { $0 == "0" })
+        let matches = try await store.read { session in
+            try await session.certificates(serial: cleaned) + (trimmed != cleaned && !trimmed.isEmpty ? try await session.certificates(serial: trimmed) : [])
+        }
+        if matches.count > 1 {
+            throw SigilError.badInput("serial \(id) is used by \(matches.count) issuers; give the SHA-256 fingerprint instead")
+        }
+        guard let record = matches.first else { throw SigilError(.notFound, "no certificate with serial or fingerprint \(id)") }
+        return record
+    }
+
+    /// Revokes a certificate (RFC 5280 §5.3.1 reasons). A certificate on hold
+    /// (`certificateHold`) may be revoked again with a final reason, or released
+    /// with `removeFromCRL`; anything else already revoked is an error.
+    public func revoke(_ id: String, reason: RevocationReason, invalidityDate: Date? = nil, actor: String) async throws -> CertificateRecord {
+        let found = try await findCertificate(id)
+        let now = clock.now()
+        if let invalidityDate, invalidityDate > now {
+            throw SigilError.badInput("the invalidity date is in the future")
+        }
+        return try await store.write { session in
+            guard var record = try await session.certificate(fingerprint: found.fingerprint) else {
+                throw SigilError(.notFound, "no certificate \(id)")
+            }
+            let onHold = record.storedStatus == .revoked && record.revocationReason == RevocationReason.certificateHold.rawValue
+            if reason == .removeFromCRL {
+                guard onHold else { throw SigilError.badInput("certificate \(record.serial) is not on hold; only certificateHold can be released") }
+                record.storedStatus = .active
+                record.revokedAt = nil
+                record.revocationReason = nil
+                record.invalidityDate = nil
+                try await session.updateCertificateRevocation(fingerprint: record.fingerprint, status: .active, revokedAt: nil, reason: nil, invalidityDate: nil)
+                try await session.appendAudit(AuditDraft(time: now, actor: actor, action: "certificate.released", object: "certificate:\(record.serial)",
+                                                         details: ["fingerprint": record.fingerprint]))
+                return record
+            }
+            if record.storedStatus == .revoked && !onHold {
+                throw SigilError.badInput("certificate \(record.serial) is already revoked (\(RevocationReason(rawValue: record.revocationReason ?? 0)?.name ?? "unspecified"))")
+            }
+            record.storedStatus = .revoked
+            // A hold turned final keeps its original revocation time (RFC 5280 §5.3.1 note on certificateHold).
+            record.revokedAt = onHold ? record.revokedAt : now
+            record.revocationReason = reason.rawValue
+            record.invalidityDate = invalidityDate
+            try await session.updateCertificateRevocation(fingerprint: record.fingerprint, status: .revoked, revokedAt: record.revokedAt,
+                                                          reason: reason.rawValue, invalidityDate: invalidityDate)
+            try await session.appendAudit(AuditDraft(time: now, actor: actor, action: "certificate.revoked", object: "certificate:\(record.serial)",
+                                                     details: ["fingerprint": record.fingerprint, "reason": reason.name, "issuer": record.issuer,
+                                                               "invalidity_date": invalidityDate.map { ISO8601DateFormatter().string(from: $0) } ?? ""]))
+            return record
+        }
+    }
+}
