@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SigilAuthority
 import SigilCore
+import SigilServer
 import SigilStore
 
 struct AuditCommand: AsyncParsableCommand {
@@ -12,22 +13,6 @@ struct AuditCommand: AsyncParsableCommand {
     )
 }
 
-struct AuditEntryReport: Encodable {
-    var entry: AuditEntry
-    enum Keys: String, CodingKey { case seq, time, actor, action, object, details, prevHash = "prev_hash", hash }
-    func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: Keys.self)
-        try c.encode(entry.seq, forKey: .seq)
-        try c.encode(entry.time.formatted(.iso8601), forKey: .time)
-        try c.encode(entry.actor, forKey: .actor)
-        try c.encode(entry.action, forKey: .action)
-        try c.encode(entry.object, forKey: .object)
-        let details = (try? JSONDecoder().decode([String: String].self, from: Data(entry.details.utf8))) ?? [:]
-        try c.encode(details, forKey: .details)
-        try c.encode(entry.prevHash, forKey: .prevHash)
-        try c.encode(entry.hash, forKey: .hash)
-    }
-}
 
 func allAuditEntries(_ store: any Store) async throws -> [AuditEntry] {
     var entries: [AuditEntry] = []

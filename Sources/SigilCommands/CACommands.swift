@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SigilAuthority
 import SigilCore
+import SigilServer
 import SigilStore
 import X509
 
@@ -139,7 +140,7 @@ struct CAList: AsyncParsableCommand {
     func run() async throws {
         let issuers = try await Workspace.with(home) { try await $0.authority.issuers() }
         if json {
-            try JSONOutput.print(issuers.map(CAShow.Report.init))
+            try JSONOutput.print(issuers.map(IssuerReport.init))
             return
         }
         if issuers.isEmpty {
@@ -160,54 +161,6 @@ struct CAShow: AsyncParsableCommand {
     @Flag(help: "Print the CA certificate followed by its parents as PEM.") var chain = false
     @Flag(help: "Print the result as JSON.") var json = false
 
-    struct Report: Encodable {
-        var name: String
-        var status: String
-        var kind: String
-        var parent: String?
-        var subject: String
-        var keyType: String
-        var notBefore: String
-        var notAfter: String
-        var serial: String?
-        var fingerprint: String?
-        var crlNumber: Int64
-
-        init(_ record: IssuerRecord) {
-            name = record.name
-            status = record.status.rawValue
-            kind = record.isRoot ? "root" : "intermediate"
-            parent = record.parentName
-            subject = record.subject
-            keyType = record.keyType
-            notBefore = iso(record.notBefore)
-            notAfter = iso(record.notAfter)
-            let certificate = try? X509Certificate(pemOrDER: Array(record.certificatePEM.utf8))
-            serial = certificate?.serialHex
-            fingerprint = certificate?.sha256Fingerprint
-            crlNumber = record.crlNumber
-        }
-
-        enum CodingKeys: String, CodingKey {
-            case name, status, kind, parent, subject, serial, fingerprint
-            case keyType = "key_type", notBefore = "not_before", notAfter = "not_after", crlNumber = "crl_number"
-        }
-
-        func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(name, forKey: .name)
-            try c.encode(status, forKey: .status)
-            try c.encode(kind, forKey: .kind)
-            try c.encode(parent, forKey: .parent)
-            try c.encode(subject, forKey: .subject)
-            try c.encode(keyType, forKey: .keyType)
-            try c.encode(notBefore, forKey: .notBefore)
-            try c.encode(notAfter, forKey: .notAfter)
-            try c.encode(serial, forKey: .serial)
-            try c.encode(fingerprint, forKey: .fingerprint)
-            try c.encode(crlNumber, forKey: .crlNumber)
-        }
-    }
 
     func run() async throws {
         let (record, certificates) = try await Workspace.with(home) { workspace in
@@ -226,7 +179,7 @@ struct CAShow: AsyncParsableCommand {
             Console.current.write(Array(record.certificatePEM.utf8))
             return
         }
-        let report = Report(record)
+        let report = IssuerReport(record)
         if json {
             try JSONOutput.print(report)
             return

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SigilCore
+import SigilServer
 import SwiftASN1
 import X509
 import Yams

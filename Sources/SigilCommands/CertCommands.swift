@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SigilAuthority
 import SigilCore
+import SigilServer
 import SigilStore
 
 struct CertCommand: AsyncParsableCommand {
@@ -12,48 +13,6 @@ struct CertCommand: AsyncParsableCommand {
     )
 }
 
-/// The JSON shape of an inventory record.
-struct CertificateReport: Encodable {
-    var record: CertificateRecord
-    var now: Date
-
-    init(_ record: CertificateRecord, now: Date) {
-        self.record = record
-        self.now = now
-    }
-
-    enum Keys: String, CodingKey {
-        case serial, issuer, subject, sans, status, source, profile, owner, tags, fingerprint
-        case commonName = "common_name", notBefore = "not_before", notAfter = "not_after", keyType = "key_type"
-        case keyAlgorithm = "key_algorithm", keySize = "key_size", signatureAlgorithm = "signature_algorithm"
-        case revokedAt = "revoked_at", revocationReason = "revocation_reason", requestID = "request_id", daysLeft = "days_left"
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: Keys.self)
-        try c.encode(record.serial, forKey: .serial)
-        try c.encode(record.issuer, forKey: .issuer)
-        try c.encode(record.subject, forKey: .subject)
-        try c.encode(record.commonName, forKey: .commonName)
-        try c.encode(record.sans, forKey: .sans)
-        try c.encode(iso(record.notBefore), forKey: .notBefore)
-        try c.encode(iso(record.notAfter), forKey: .notAfter)
-        try c.encode(Int((record.notAfter.timeIntervalSince(now) / 86_400).rounded(.down)), forKey: .daysLeft)
-        try c.encode(record.status(at: now).rawValue, forKey: .status)
-        try c.encode(record.source.rawValue, forKey: .source)
-        try c.encode(record.profile, forKey: .profile)
-        try c.encode(record.owner, forKey: .owner)
-        try c.encode(record.tags, forKey: .tags)
-        try c.encode(record.keyType, forKey: .keyType)
-        try c.encode(record.keyAlgorithm, forKey: .keyAlgorithm)
-        try c.encode(record.keySize, forKey: .keySize)
-        try c.encode(record.signatureAlgorithm, forKey: .signatureAlgorithm)
-        try c.encode(record.fingerprint, forKey: .fingerprint)
-        try c.encode(record.revokedAt.map(iso), forKey: .revokedAt)
-        try c.encode(record.revocationReason, forKey: .revocationReason)
-        try c.encode(record.requestID, forKey: .requestID)
-    }
-}
 
 struct CertList: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "List certificates in the inventory.")

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SigilAuthority
 import SigilCore
+import SigilServer
 import SigilStore
 import Yams
 
@@ -22,15 +23,25 @@ struct HomeOptions: ParsableArguments {
 struct SigilConfiguration: Decodable {
     var httpPublicURL: String?
     var httpListen: String?
+    var listen: String?
+    var publicURL: String?
+    var tlsNames: [String]?
+    var logFormat: String?
+    var logLevel: String?
+    var database: String?
     var profiles: [String: ProfileOverride]?
 
     enum CodingKeys: String, CodingKey {
-        case httpPublicURL = "http_public_url", httpListen = "http_listen", profiles
+        case httpPublicURL = "http_public_url", httpListen = "http_listen", listen, publicURL = "public_url", tlsNames = "tls_names"
+        case logFormat = "log_format", logLevel = "log_level", database, profiles
     }
 
-    static func load(home: String) throws -> SigilConfiguration {
-        let path = "\(home)/sigil.yaml"
-        guard FileManager.default.fileExists(atPath: path) else { return SigilConfiguration() }
+    static func load(home: String, file: String? = nil) throws -> SigilConfiguration {
+        let path = file ?? "\(home)/sigil.yaml"
+        guard FileManager.default.fileExists(atPath: path) else {
+            if file != nil { throw SigilError.badInput("configuration file \(path) does not exist") }
+            return SigilConfiguration()
+        }
         do {
             return try YAMLDecoder().decode(SigilConfiguration.self, from: String(decoding: try Files.read(path, what: "configuration"), as: UTF8.self))
         } catch let error as SigilError {
@@ -56,7 +67,7 @@ struct Workspace {
     let store: SQLiteStore
     let authority: CertificateAuthority
 
-    static func open(_ options: HomeOptions, create: Bool = true) async throws -> Workspace {
+    static func open(_ options: HomeOptions, create: Bool = true, configuration: SigilConfiguration? = nil, databasePath: String? = nil) async throws -> Workspace {
         let home = options.path
         var isDirectory: ObjCBool = false
         if !FileManager.default.fileExists(atPath: home, isDirectory: &isDirectory) {
@@ -69,15 +80,17 @@ struct Workspace {
         } else if !isDirectory.boolValue {
             throw SigilError.badInput("\(home) is not a directory")
         }
-        let configuration = try SigilConfiguration.load(home: home).authorityConfiguration()
-        let store = try await SQLiteStore.open(path: "\(home)/sigil.db")
+        let authorityConfiguration = try (configuration ?? SigilConfiguration.load(home: home)).authorityConfiguration()
+        var path = databasePath ?? "\(home)/sigil.db"
+        if path.hasPrefix("sqlite://") { path = String(path.dropFirst(9)) }
+        let store = try await SQLiteStore.open(path: path)
         do {
             try await store.migrate()
         } catch {
             try? await store.close()
             throw error
         }
-        return Workspace(home: home, store: store, authority: CertificateAuthority(store: store, configuration: configuration))
+        return Workspace(home: home, store: store, authority: CertificateAuthority(store: store, configuration: authorityConfiguration))
     }
 
     func close() async {
@@ -136,7 +149,3 @@ func parseDuration(_ text: String) throws -> TimeInterval {
     throw SigilError.badInput("invalid duration '\(text)': use a number with s, m, h, d or w (e.g. 30d)")
 }
 
-/// RFC 3339 in UTC, whole seconds.
-func iso(_ date: Date) -> String {
-    date.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: false).timeSeparator(.colon).timeZone(separator: .omitted))
-}

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SigilCore
+import SigilServer
 
 struct KeyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

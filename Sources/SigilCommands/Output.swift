@@ -1,5 +1,6 @@
 import Foundation
 import SigilCore
+import SigilServer
 
 enum JSONOutput {
     /// Pretty, key-sorted JSON: a stable shape for scripts and diffs.

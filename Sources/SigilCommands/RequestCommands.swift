@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SigilAuthority
 import SigilCore
+import SigilServer
 import SigilStore
 
 struct RequestCommand: AsyncParsableCommand {
@@ -12,30 +13,6 @@ struct RequestCommand: AsyncParsableCommand {
     )
 }
 
-struct RequestReport: Encodable {
-    var record: RequestRecord
-    enum Keys: String, CodingKey {
-        case id, profile, issuer, days, requester, subject, names, status, reasons
-        case createdAt = "created_at", decidedAt = "decided_at", decidedBy = "decided_by", certificateSerial = "certificate_serial", csr
-    }
-    func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: Keys.self)
-        try c.encode(record.id, forKey: .id)
-        try c.encode(record.profile, forKey: .profile)
-        try c.encode(record.issuer, forKey: .issuer)
-        try c.encode(record.days, forKey: .days)
-        try c.encode(record.requester, forKey: .requester)
-        try c.encode(record.subject, forKey: .subject)
-        try c.encode(record.names, forKey: .names)
-        try c.encode(record.status.rawValue, forKey: .status)
-        try c.encode(record.reasons, forKey: .reasons)
-        try c.encode(iso(record.createdAt), forKey: .createdAt)
-        try c.encode(record.decidedAt.map(iso), forKey: .decidedAt)
-        try c.encode(record.decidedBy, forKey: .decidedBy)
-        try c.encode(record.certificateSerial, forKey: .certificateSerial)
-        try c.encode(record.csrPEM, forKey: .csr)
-    }
-}
 
 struct RequestList: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "List requests (default: pending ones).")

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SigilAuthority
 import SigilCore
+import SigilServer
 import SigilStore
 
 struct TokenCommand: AsyncParsableCommand {
@@ -12,28 +13,6 @@ struct TokenCommand: AsyncParsableCommand {
     )
 }
 
-struct TokenReport: Encodable {
-    var record: TokenRecord
-    var token: String?
-    enum Keys: String, CodingKey {
-        case id, name, role, token
-        case allowedNames = "allowed_names", createdAt = "created_at", createdBy = "created_by", expiresAt = "expires_at"
-        case revokedAt = "revoked_at", lastUsedAt = "last_used_at"
-    }
-    func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: Keys.self)
-        try c.encode(record.id, forKey: .id)
-        try c.encode(record.name, forKey: .name)
-        try c.encode(record.role, forKey: .role)
-        if let token { try c.encode(token, forKey: .token) }
-        try c.encode(record.allowedNames, forKey: .allowedNames)
-        try c.encode(iso(record.createdAt), forKey: .createdAt)
-        try c.encode(record.createdBy, forKey: .createdBy)
-        try c.encode(record.expiresAt.map(iso), forKey: .expiresAt)
-        try c.encode(record.revokedAt.map(iso), forKey: .revokedAt)
-        try c.encode(record.lastUsedAt.map(iso), forKey: .lastUsedAt)
-    }
-}
 
 struct TokenCreate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "create", abstract: "Create a token; it is shown once, now.")

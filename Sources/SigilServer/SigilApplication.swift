@@ -1,0 +1,140 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import NIOSSL
+import SigilAuthority
+import SigilCore
+import SigilStore
+import X509
+
+/// The route tables of `sigil serve`: the HTTPS surface (REST API and
+/// operations) and the plain-HTTP surface for relying parties.
+public enum SigilApplication {
+    /// The HTTPS router: `/api/v1/...`, `/healthz`, `/readyz`, `/metrics`, `/openapi.yaml`.
+    public static func apiRouter(_ env: ServerEnvironment, mtlsRole: Role? = .requester) -> Router<SigilRequestContext> {
+        let router = Router(context: SigilRequestContext.self)
+        router.add(middleware: MetricsRecorder(metrics: env.metrics))
+        router.add(middleware: ProblemMiddleware())
+        router.add(middleware: LogRequestsMiddleware(.info, includeHeaders: .none))
+        for route in APIRoutes.all {
+            router.on(RouterPath(route.path), method: route.method) { request, context in
+                var context = context
+                if let permission = route.permission {
+                    guard let identity = try await authenticate(request, context, env, mtlsRole: mtlsRole) else {
+                        throw Problem(.unauthorized, "give a bearer token (Authorization: Bearer sigil_...) or a client certificate")
+                    }
+                    guard identity.role.allows(permission) else {
+                        throw Problem(.forbidden, "the \(identity.role.rawValue) role may not do this")
+                    }
+                    context.identity = identity
+                }
+                return try await route.handler(request, context, env)
+            }
+        }
+        addOperations(router, env)
+        return router
+    }
+
+    static func addOperations(_ router: Router<SigilRequestContext>, _ env: ServerEnvironment) {
+        router.get("/healthz") { _, _ in try json(.ok, ["status": "ok"]) }
+        router.get("/readyz") { _, _ in
+            do {
+                _ = try await env.authority.store.read { try await $0.countCertificates() }
+            } catch {
+                throw Problem(.unavailable, "the database is not reachable")
+            }
+            let issuer = try? await env.authority.defaultIssuer()
+            guard let issuer, env.authority.isUnlocked(issuer.name) else { throw Problem(.unavailable, "the issuing CA is not unlocked") }
+            return try json(.ok, ["status": "ready", "issuer": issuer.name])
+        }
+        router.get("/metrics") { _, _ in
+            let now = env.clock.now()
+            for days in [7, 30] {
+                let count = try await env.authority.store.read { session in
+                    try await session.certificates(CertificateQuery(now: now, expiringBefore: now.addingTimeInterval(Double(days) * 86_400), limit: 1_000_000)).count
+                }
+                env.metrics.setExpiring(within: days, count: count)
+            }
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(string: env.metrics.render())))
+        }
+        router.get("/openapi.yaml") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.text)))
+        }
+    }
+
+    /// The plain-HTTP router: CA certificates (and, with revocation, CRLs and OCSP).
+    public static func publicRouter(_ env: ServerEnvironment) -> Router<SigilRequestContext> {
+        let router = Router(context: SigilRequestContext.self)
+        router.add(middleware: MetricsRecorder(metrics: env.metrics))
+        router.add(middleware: ProblemMiddleware())
+        router.get("/healthz") { _, _ in try json(.ok, ["status": "ok"]) }
+        router.get("/ca/{file}") { _, context in
+            let file = try context.parameter("file")
+            guard file.hasSuffix(".crt") else { throw Problem(.notFound, "no such file") }
+            let name = String(file.dropLast(4))
+            guard let record = try await env.authority.store.read({ try await $0.issuer(named: name) }), !record.certificatePEM.isEmpty else {
+                throw Problem(.notFound, "no CA named \(name)")
+            }
+            let der = try X509Certificate(pemOrDER: Array(record.certificatePEM.utf8)).derBytes
+            // RFC 5280 §4.2.2.1: caIssuers over HTTP is a DER certificate, application/pkix-cert.
+            return Response(status: .ok, headers: [.contentType: "application/pkix-cert", .cacheControl: "max-age=3600"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: der)))
+        }
+        return router
+    }
+
+    /// Bearer token first; otherwise a TLS client certificate that Sigil issued under
+    /// `tls-client`, still active in the inventory.
+    static func authenticate(_ request: Request, _ context: SigilRequestContext, _ env: ServerEnvironment, mtlsRole: Role?) async throws -> Identity? {
+        if let header = request.headers[.authorization] {
+            guard header.count < 512, header.lowercased().hasPrefix("bearer ") else { return nil }
+            let bearer = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+            guard let token = try await env.tokens.authenticate(bearer), let role = Role(rawValue: token.role) else { return nil }
+            return Identity(name: token.name, role: role, allowedNames: token.allowedNames.isEmpty ? nil : token.allowedNames, token: token)
+        }
+        guard let mtlsRole, let channel = context.channel,
+              let peer = try? await channel.nioSSL_peerCertificate().get(),
+              let der = try? peer.toDERBytes() else { return nil }
+        let certificate = try X509Certificate(derEncoded: der)
+        guard let record = try await env.authority.store.read({ try await $0.certificate(fingerprint: certificate.sha256Fingerprint) }),
+              record.profile == "tls-client", record.status(at: env.clock.now()) == .active else { return nil }
+        // A machine may ask for certificates for its own names only.
+        let names = certificate.subjectAltNames.compactMap { name -> String? in
+            switch name {
+            case .dns(let host): return host
+            case .ip(let bytes): return NameRules.formatIPAddress(bytes)
+            case .email(let address): return address
+            default: return nil
+            }
+        }
+        return Identity(name: record.commonName ?? record.serial, role: mtlsRole, allowedNames: names, token: nil)
+    }
+}
+
+/// Counts every response by route template, method and status.
+struct MetricsRecorder<Context: RequestContext>: RouterMiddleware {
+    let metrics: SigilMetrics
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            let response = try await next(request, context)
+            metrics.recordHTTP(route: context.endpointPath ?? "unmatched", method: request.method.rawValue, status: response.status.code)
+            return response
+        } catch {
+            let problem = Problem.from(error)
+            metrics.recordHTTP(route: context.endpointPath ?? "unmatched", method: request.method.rawValue, status: problem.status.code)
+            return try problem.response(from: request, context: context)
+        }
+    }
+}
+
+/// `openapi.yaml`, the description of exactly the routes above.
+public enum OpenAPIDocument {
+    public static let text: String = {
+        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml"),
+              let text = try? String(contentsOf: url, encoding: .utf8) else { return "openapi: 3.1.0\n" }
+        return text
+    }()
+}

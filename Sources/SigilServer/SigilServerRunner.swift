@@ -1,0 +1,113 @@
+import Foundation
+import Hummingbird
+import HummingbirdTLS
+import Logging
+import NIOCore
+import ServiceLifecycle
+import SigilAuthority
+import SigilCore
+import SigilStore
+
+/// Where `sigil serve` listens.
+public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// `127.0.0.1:8443`, `[::1]:8443`, `:8443`.
+    public init(parsing text: String) throws {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw SigilError.badInput("listen address '\(text)' must be HOST:PORT, e.g. 127.0.0.1:8443")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        self.host = host.isEmpty ? "127.0.0.1" : host
+        self.port = port
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// Runs the HTTPS and HTTP listeners and the background services until SIGTERM
+/// or SIGINT; in-flight requests finish before it returns.
+public struct SigilServerRunner {
+    public var environment: ServerEnvironment
+    public var identity: ServerIdentity
+    public var listen: ListenAddress
+    public var httpListen: ListenAddress
+    public var logger: Logger
+    /// Called with the ports actually bound (useful with port 0).
+    public var onListening: @Sendable (_ https: Int, _ http: Int) async -> Void
+
+    public init(environment: ServerEnvironment, identity: ServerIdentity, listen: ListenAddress, httpListen: ListenAddress, logger: Logger,
+                onListening: @escaping @Sendable (Int, Int) async -> Void = { _, _ in }) {
+        self.environment = environment
+        self.identity = identity
+        self.listen = listen
+        self.httpListen = httpListen
+        self.logger = logger
+        self.onListening = onListening
+    }
+
+    public func run() async throws {
+        let ports = PortCollector(onListening)
+        let api = Application(
+            router: SigilApplication.apiRouter(environment),
+            server: try .tls(.http1(), tlsConfiguration: identity.tlsConfiguration()),
+            configuration: ApplicationConfiguration(address: .hostname(listen.host, port: listen.port), serverName: "sigil"),
+            onServerRunning: { channel in await ports.https(channel.localAddress?.port ?? 0) },
+            logger: logger)
+        let publicSurface = Application(
+            router: SigilApplication.publicRouter(environment),
+            configuration: ApplicationConfiguration(address: .hostname(httpListen.host, port: httpListen.port), serverName: "sigil"),
+            onServerRunning: { channel in await ports.http(channel.localAddress?.port ?? 0) },
+            logger: logger)
+        let renewal = RenewalService(identity: identity, logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: api), .init(service: publicSurface), .init(service: renewal)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        try await group.run()
+    }
+}
+
+/// Reports both ports once both listeners are up.
+actor PortCollector {
+    private var httpsPort: Int?
+    private var httpPort: Int?
+    private let callback: @Sendable (Int, Int) async -> Void
+
+    init(_ callback: @escaping @Sendable (Int, Int) async -> Void) {
+        self.callback = callback
+    }
+
+    func https(_ port: Int) async {
+        httpsPort = port
+        await fire()
+    }
+
+    func http(_ port: Int) async {
+        httpPort = port
+        await fire()
+    }
+
+    private func fire() async {
+        if let httpsPort, let httpPort { await callback(httpsPort, httpPort) }
+    }
+}
+
+struct RenewalService: Service {
+    let identity: ServerIdentity
+    let logger: Logger
+
+    func run() async throws {
+        // runRenewal loops until cancelled; graceful shutdown cancels it.
+        try await cancelWhenGracefulShutdown {
+            await identity.runRenewal(logger: logger)
+        }
+    }
+}
