@@ -103,6 +103,7 @@ let package = Package(
             "SigilServer", "SigilAuthority", "SigilStore", "SigilCore", "SigilTesting",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "Yams", package: "Yams"),
+            .product(name: "X509", package: "swift-certificates"),
         ]),
         .testTarget(name: "SigilCommandsTests", dependencies: ["SigilCommands", "SigilCore", "SigilTesting"]),
     ]

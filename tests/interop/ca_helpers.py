@@ -201,8 +201,10 @@ def fingerprint(cert: x509.Certificate) -> str:
     return cert.fingerprint(hashes.SHA256()).hex()
 
 
-def serial_hex(cert: x509.Certificate) -> str:
-    return format(cert.serial_number, "x")
+def serial_hex(cert: x509.Certificate, upper: bool = False) -> str:
+    """The serial as `openssl x509 -serial` prints it: hex, whole octets (leading zero kept)."""
+    h = format(cert.serial_number, "X" if upper else "x")
+    return "0" + h if len(h) % 2 else h
 
 
 def same_serial(a: str, b: str) -> bool:

@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from ca_helpers import CAHome, fingerprint, load_cert, now_utc, same_serial
-from interop_helpers import describe, sigil_ok
+from ca_helpers import CAHome, fingerprint, load_cert, now_utc, same_serial, serial_hex
+from interop_helpers import describe, openssl_ok, sigil_ok
 
 
 def fp_norm(s: str) -> str:
@@ -89,7 +89,7 @@ def test_filter_name(inventory):
     assert fps(home.cert_list("--name", "api*")) == inventory.fp("api")
     assert fps(home.cert_list("--name", "*alice*")) == inventory.fp("alice")
     assert home.cert_list("--name", "nothing-like-this.example.org") == []
-    serial = format(inventory.certs["dev"].serial_number, "x")
+    serial = serial_hex(inventory.certs["dev"])
     assert fps(home.cert_list("--name", serial)) == inventory.fp("dev")
 
 
@@ -103,14 +103,15 @@ def test_filter_owner_profile_issuer(inventory):
     assert fps(home.cert_list("--issuer", "intermediate")) == inventory.fp("www", "api", "dev", "alice")
 
 
-@pytest.mark.parametrize("form", ["serial", "serial-upper", "fp", "fp-colons", "fp-colons-lower"])
+@pytest.mark.parametrize("form", ["serial", "serial-upper", "serial-openssl", "fp", "fp-colons", "fp-colons-lower"])
 def test_cert_show(inventory, form):
     home = inventory.home
     cert = inventory.certs["www"]
     f = fingerprint(cert)
     key = {
-        "serial": format(cert.serial_number, "x"),
-        "serial-upper": format(cert.serial_number, "X"),
+        "serial": serial_hex(cert),
+        "serial-upper": serial_hex(cert, upper=True),
+        "serial-openssl": openssl_ok("x509", "-in", inventory.tmp / "www.pem", "-noout", "-serial").stdout.strip().split("=", 1)[1],
         "fp": f,
         "fp-colons": ":".join(f[i:i + 2] for i in range(0, 64, 2)).upper(),
         "fp-colons-lower": ":".join(f[i:i + 2] for i in range(0, 64, 2)),
@@ -153,7 +154,7 @@ def test_status_expired(tmp_path, made):
     assert fps(home.cert_list("--status", "expired")) == {fingerprint(old)}
     active = fps(home.cert_list("--status", "active"))
     assert fingerprint(new) in active and fingerprint(old) not in active
-    e = home.json("cert", "show", format(old.serial_number, "x"))
+    e = home.json("cert", "show", serial_hex(old))
     assert e["status"] == "expired" and e["days_left"] <= 0, e
     rc, v, vp = home.audit_verify()
     assert rc == 0, describe(vp)
