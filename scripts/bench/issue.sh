@@ -219,7 +219,7 @@ else:
 cli_n = min(int(E["SIGIL_CLI_N"]), N)
 sigil = E["SIGIL_BIN"]
 cli_ok = cli_n > 0 and os.access(sigil, os.X_OK) and \
-    subprocess.run([sigil, "ca", "sign", "--help"], capture_output=True).returncode == 0
+    "--profile" in subprocess.run([sigil, "ca", "sign", "--help"], capture_output=True, text=True).stdout
 if cli_ok:
     sh = os.path.join(work, "sigil-home"); os.makedirs(sh)
     open(f"{sh}/sigil.yaml", "w").write("http_public_url: http://pki.example.com\n")
