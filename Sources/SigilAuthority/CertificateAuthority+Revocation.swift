@@ -25,6 +25,16 @@ extension CertificateAuthority {
     /// (`certificateHold`) may be revoked again with a final reason, or released
     /// with `removeFromCRL`; anything else already revoked is an error.
     public func revoke(_ id: String, reason: RevocationReason, invalidityDate: Date? = nil, actor: String) async throws -> CertificateRecord {
+        let record = try await recordRevocation(id, reason: reason, invalidityDate: invalidityDate, actor: actor)
+        // Rebuild the CRL now when this process holds the issuer's key; otherwise the
+        // stored CRL is already marked stale and the next reader rebuilds it.
+        if isUnlocked(record.issuer) {
+            _ = try? await generateCRL(issuer: record.issuer, actor: actor)
+        }
+        return record
+    }
+
+    func recordRevocation(_ id: String, reason: RevocationReason, invalidityDate: Date?, actor: String) async throws -> CertificateRecord {
         let found = try await findCertificate(id)
         let now = clock.now()
         if let invalidityDate, invalidityDate > now {
@@ -42,6 +52,7 @@ extension CertificateAuthority {
                 record.revocationReason = nil
                 record.invalidityDate = nil
                 try await session.updateCertificateRevocation(fingerprint: record.fingerprint, status: .active, revokedAt: nil, reason: nil, invalidityDate: nil)
+                try await session.invalidateCRL(issuer: record.issuer)
                 try await session.appendAudit(AuditDraft(time: now, actor: actor, action: "certificate.released", object: "certificate:\(record.serial)",
                                                          details: ["fingerprint": record.fingerprint]))
                 return record
@@ -56,6 +67,7 @@ extension CertificateAuthority {
             record.invalidityDate = invalidityDate
             try await session.updateCertificateRevocation(fingerprint: record.fingerprint, status: .revoked, revokedAt: record.revokedAt,
                                                           reason: reason.rawValue, invalidityDate: invalidityDate)
+            try await session.invalidateCRL(issuer: record.issuer)
             try await session.appendAudit(AuditDraft(time: now, actor: actor, action: "certificate.revoked", object: "certificate:\(record.serial)",
                                                      details: ["fingerprint": record.fingerprint, "reason": reason.name, "issuer": record.issuer,
                                                                "invalidity_date": invalidityDate.map { ISO8601DateFormatter().string(from: $0) } ?? ""]))

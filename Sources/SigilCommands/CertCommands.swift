@@ -117,6 +117,7 @@ struct CertRevoke: AsyncParsableCommand {
     @Option(name: .customLong("invalidity-date"), help: ArgumentHelp("When the key became unsafe (RFC 3339).", valueName: "time"))
     var invalidityDate: String?
     @Flag(help: "Print the result as JSON.") var json = false
+    @OptionGroup(title: "To rebuild the issuer's CRL at once (otherwise it is rebuilt on its next request)") var passphrase: PassphraseSource
 
     func run() async throws {
         let parsedReason = try RevocationReason(parsing: reason)
@@ -128,7 +129,13 @@ struct CertRevoke: AsyncParsableCommand {
             invalidity = parsed
         }
         let record = try await Workspace.with(home, create: false) { workspace in
-            try await workspace.authority.revoke(id, reason: parsedReason, invalidityDate: invalidity, actor: commandLineActor)
+            if passphrase.isGiven {
+                let found = try await workspace.authority.findCertificate(id)
+                if let issuer = try? await workspace.authority.issuer(found.issuer), issuer.status == .active {
+                    try await workspace.authority.unlock(issuer.name, passphrase: try passphrase.caPassphrase(for: issuer.name, confirm: false))
+                }
+            }
+            return try await workspace.authority.revoke(id, reason: parsedReason, invalidityDate: invalidity, actor: commandLineActor)
         }
         if json { return try JSONOutput.print(CertificateReport(record, now: Date())) }
         if parsedReason == .removeFromCRL {

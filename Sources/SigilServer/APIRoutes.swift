@@ -13,12 +13,19 @@ public struct ServerEnvironment: Sendable {
     public let tokens: AccessTokens
     public let metrics: SigilMetrics
     public let clock: any SigilClock
+    let crls: CRLCache
 
     public init(authority: CertificateAuthority, metrics: SigilMetrics) {
         self.authority = authority
         self.tokens = AccessTokens(store: authority.store, clock: authority.clock)
         self.metrics = metrics
         self.clock = authority.clock
+        self.crls = CRLCache(authority: authority)
+    }
+
+    /// Rebuilds due CRLs; `sigil serve` runs this every minute.
+    public func refreshRevocationData() async {
+        await crls.refreshDue()
     }
 }
 

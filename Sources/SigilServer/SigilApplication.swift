@@ -71,6 +71,27 @@ public enum SigilApplication {
         router.add(middleware: MetricsRecorder(metrics: env.metrics))
         router.add(middleware: ProblemMiddleware())
         router.get("/healthz") { _, _ in try json(.ok, ["status": "ok"]) }
+        router.get("/crl/{file}") { request, context in
+            let file = try context.parameter("file")
+            guard file.hasSuffix(".crl") else { throw Problem(.notFound, "no such file") }
+            let name = String(file.dropLast(4))
+            guard let record = try await env.authority.store.read({ try await $0.issuer(named: name) }), record.status == .active else {
+                throw Problem(.notFound, "no CA named \(name)")
+            }
+            env.metrics.recordRevocationRequest(kind: "crl")
+            let crl = try await env.crls.crl(issuer: name)
+            let maxAge = max(0, min(Int(crl.nextUpdate.timeIntervalSince(env.clock.now())), 3600))
+            var headers: HTTPFields = [
+                .contentType: "application/pkix-crl", .eTag: crl.etag, .lastModified: httpDate(crl.thisUpdate),
+                .cacheControl: "public, max-age=\(maxAge), no-transform", .expires: httpDate(crl.nextUpdate),
+            ]
+            if request.headers[.ifNoneMatch] == crl.etag {
+                headers[.contentType] = nil
+                return Response(status: .notModified, headers: headers)
+            }
+            // RFC 5280 §4.2.1.13 / RFC 2585: DER over HTTP, application/pkix-crl.
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: crl.der)))
+        }
         router.get("/ca/{file}") { _, context in
             let file = try context.parameter("file")
             guard file.hasSuffix(".crt") else { throw Problem(.notFound, "no such file") }
@@ -112,6 +133,24 @@ public enum SigilApplication {
         }
         return Identity(name: record.commonName ?? record.serial, role: mtlsRole, allowedNames: names, token: nil)
     }
+}
+
+/// RFC 9110 §5.6.7 IMF-fixdate.
+func httpDate(_ date: Date) -> String {
+    let (y, mo, d, h, mi, s) = civilParts(date)
+    let weekdays = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]
+    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    let days = Int((date.timeIntervalSince1970 / 86_400).rounded(.down))
+    let weekday = weekdays[((days % 7) + 7) % 7]
+    func two(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
+    return "\(weekday), \(two(d)) \(months[mo - 1]) \(y) \(two(h)):\(two(mi)):\(two(s)) GMT"
+}
+
+func civilParts(_ date: Date) -> (Int, Int, Int, Int, Int, Int) {
+    var calendar = Calendar(identifier: .gregorian)
+    calendar.timeZone = TimeZone(identifier: "UTC")!
+    let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
+    return (c.year!, c.month!, c.day!, c.hour!, c.minute!, c.second!)
 }
 
 /// Counts every response by route template, method and status.

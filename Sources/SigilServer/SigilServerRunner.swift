@@ -67,8 +67,9 @@ public struct SigilServerRunner {
             onServerRunning: { channel in await ports.http(channel.localAddress?.port ?? 0) },
             logger: logger)
         let renewal = RenewalService(identity: identity, logger: logger)
+        let revocation = RevocationRefreshService(environment: environment)
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: api), .init(service: publicSurface), .init(service: renewal)],
+            services: [.init(service: api), .init(service: publicSurface), .init(service: renewal), .init(service: revocation)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()
@@ -108,6 +109,21 @@ struct RenewalService: Service {
         // runRenewal loops until cancelled; graceful shutdown cancels it.
         try await cancelWhenGracefulShutdown {
             await identity.runRenewal(logger: logger)
+        }
+    }
+}
+
+/// Rebuilds CRLs before they go stale (every minute it checks; a CRL is rebuilt
+/// at half its lifetime) so that no relying party ever waits for a signature.
+struct RevocationRefreshService: Service {
+    let environment: ServerEnvironment
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                await environment.refreshRevocationData()
+                try? await Task.sleep(for: .seconds(60))
+            }
         }
     }
 }

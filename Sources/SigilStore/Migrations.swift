@@ -101,6 +101,19 @@ enum Migrations {
             """,
             "ALTER TABLE certificates ADD COLUMN invalidity_date BIGINT",
         ]),
+        (3, [
+            "CREATE INDEX certificates_revoked ON certificates (issuer, status, fingerprint)",
+            """
+            CREATE TABLE crls (
+                issuer TEXT PRIMARY KEY,
+                number BIGINT NOT NULL,
+                this_update BIGINT NOT NULL,
+                next_update BIGINT NOT NULL,
+                entries BIGINT NOT NULL,
+                der TEXT NOT NULL
+            )
+            """,
+        ]),
     ]
 
     static var latest: Int { all.map(\.version).max() ?? 0 }

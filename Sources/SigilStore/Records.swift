@@ -276,3 +276,39 @@ public struct TokenRecord: Sendable, Equatable, Codable {
         revokedAt == nil && (expiresAt.map { $0 > now } ?? true)
     }
 }
+
+/// A revoked certificate as a CRL or OCSP responder needs it.
+public struct RevokedEntry: Sendable, Equatable {
+    public var fingerprint: String
+    public var serial: String
+    public var revokedAt: Date
+    public var reason: Int?
+    public var invalidityDate: Date?
+
+    public init(fingerprint: String, serial: String, revokedAt: Date, reason: Int?, invalidityDate: Date?) {
+        self.fingerprint = fingerprint
+        self.serial = serial
+        self.revokedAt = revokedAt
+        self.reason = reason
+        self.invalidityDate = invalidityDate
+    }
+}
+
+/// The latest CRL of an issuer.
+public struct CRLRecord: Sendable, Equatable {
+    public var issuer: String
+    public var number: Int64
+    public var thisUpdate: Date
+    public var nextUpdate: Date
+    public var entries: Int
+    public var der: [UInt8]
+
+    public init(issuer: String, number: Int64, thisUpdate: Date, nextUpdate: Date, entries: Int, der: [UInt8]) {
+        self.issuer = issuer
+        self.number = number
+        self.thisUpdate = thisUpdate
+        self.nextUpdate = nextUpdate
+        self.entries = entries
+        self.der = der
+    }
+}

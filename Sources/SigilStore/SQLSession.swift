@@ -177,6 +177,62 @@ public struct SQLSession: StoreSession {
             createdAt: date(try row.decode(column: "created_at", as: Int64.self)))
     }
 
+    public func revokedEntries(issuer: String, afterFingerprint: String?, limit: Int) async throws -> [RevokedEntry] {
+        let rows = try await db.raw("""
+            SELECT fingerprint, serial, revoked_at, revocation_reason, invalidity_date FROM certificates
+            WHERE issuer = \(bind: issuer) AND status = 'revoked' AND fingerprint > \(bind: afterFingerprint ?? "")
+            ORDER BY fingerprint LIMIT \(bind: limit)
+            """).all()
+        return try rows.map { row in
+            RevokedEntry(
+                fingerprint: try row.decode(column: "fingerprint", as: String.self),
+                serial: try row.decode(column: "serial", as: String.self),
+                revokedAt: date(try row.decode(column: "revoked_at", as: Int64?.self) ?? 0),
+                reason: try row.decode(column: "revocation_reason", as: Int?.self),
+                invalidityDate: try row.decode(column: "invalidity_date", as: Int64?.self).map(date))
+        }
+    }
+
+    public func saveCRL(_ crl: CRLRecord) async throws {
+        let current = try await latestCRLNumber(issuer: crl.issuer)
+        if let current, current >= crl.number { return }
+        let encoded = Data(crl.der).base64EncodedString()
+        if current == nil {
+            try await db.raw("""
+                INSERT INTO crls (issuer, number, this_update, next_update, entries, der) VALUES (\(bind: crl.issuer), \(bind: crl.number),
+                    \(bind: seconds(crl.thisUpdate)), \(bind: seconds(crl.nextUpdate)), \(bind: crl.entries), \(bind: encoded))
+                """).run()
+        } else {
+            try await db.raw("""
+                UPDATE crls SET number = \(bind: crl.number), this_update = \(bind: seconds(crl.thisUpdate)), next_update = \(bind: seconds(crl.nextUpdate)),
+                    entries = \(bind: crl.entries), der = \(bind: encoded) WHERE issuer = \(bind: crl.issuer) AND number < \(bind: crl.number)
+                """).run()
+        }
+    }
+
+    public func latestCRLNumber(issuer: String) async throws -> Int64? {
+        try await db.raw("SELECT number FROM crls WHERE issuer = \(bind: issuer)").first()?.decode(column: "number", as: Int64.self)
+    }
+
+    public func crlStatus(issuer: String) async throws -> (number: Int64, thisUpdate: Date, nextUpdate: Date)? {
+        guard let row = try await db.raw("SELECT number, this_update, next_update FROM crls WHERE issuer = \(bind: issuer)").first() else { return nil }
+        return (try row.decode(column: "number", as: Int64.self), date(try row.decode(column: "this_update", as: Int64.self)),
+                date(try row.decode(column: "next_update", as: Int64.self)))
+    }
+
+    public func invalidateCRL(issuer: String) async throws {
+        try await db.raw("UPDATE crls SET next_update = this_update WHERE issuer = \(bind: issuer)").run()
+    }
+
+    public func latestCRL(issuer: String) async throws -> CRLRecord? {
+        guard let row = try await db.raw("SELECT * FROM crls WHERE issuer = \(bind: issuer)").first() else { return nil }
+        return CRLRecord(
+            issuer: issuer, number: try row.decode(column: "number", as: Int64.self),
+            thisUpdate: date(try row.decode(column: "this_update", as: Int64.self)), nextUpdate: date(try row.decode(column: "next_update", as: Int64.self)),
+            entries: try row.decode(column: "entries", as: Int.self),
+            der: Array(Data(base64Encoded: try row.decode(column: "der", as: String.self)) ?? Data()))
+    }
+
     // MARK: Requests
 
     public func insertRequest(_ r: RequestRecord) async throws {

@@ -16,7 +16,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 
 from ca_helpers import (
     APPROVAL_PROFILES, DV_POLICY, OCSP_NOCHECK_OID, PROFILE_EKU, PROFILE_EKU_TEXT, PROFILE_KEY_TYPES,
-    PUBLIC_URL, PW_ENV, CAHome, dilithium_verifies, ext, ext_oid, fingerprint, load_cert, load_certs,
+    PUBLIC_URL, CAHome, dilithium_verifies, ext, ext_oid, fingerprint, load_cert, load_certs,
     openssl_text, openssl_verify, same_serial, text_ext_block, validity_days,
 )
 from interop_helpers import describe, load_csr, openssl, openssl_ok, run, sigil_ok, spki_der

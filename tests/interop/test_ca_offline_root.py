@@ -122,7 +122,8 @@ def test_import_refuses_non_ca_certificate(offline, tmp_path):
 def test_import_refuses_chain_that_did_not_sign_it(offline, tmp_path):
     home, root, csr = offline
     int_p = root.sign(csr, tmp_path / "int.pem")
-    other = OfflineRoot(tmp_path / "other" if (tmp_path / "other").mkdir() is None else tmp_path)
+    (tmp_path / "other").mkdir()
+    other = OfflineRoot(tmp_path / "other")
     p = home.run("ca", "import", "--cert", int_p, "--chain", other.pem, "--passphrase-env", PW_ENV)
     assert p.returncode == 1, describe(p)
     cas = {c["name"]: c for c in home.json("ca", "list")}

@@ -3,7 +3,6 @@ SIGKILLed mid-flight, must leave a sound database, an intact audit chain, no cer
 that the inventory does not know, and unique serials."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sqlite3
