@@ -75,3 +75,10 @@ extension CertificateAuthority {
         }
     }
 }
+
+extension CertificateAuthority {
+    /// The CA's signer, for OCSP responses signed directly by the issuing CA.
+    public func signerForResponses(_ issuer: String) throws -> any Signer {
+        try signer(issuer)
+    }
+}

@@ -29,11 +29,12 @@ struct SigilConfiguration: Decodable {
     var logFormat: String?
     var logLevel: String?
     var database: String?
+    var ocspSigner: String?
     var profiles: [String: ProfileOverride]?
 
     enum CodingKeys: String, CodingKey {
         case httpPublicURL = "http_public_url", httpListen = "http_listen", listen, publicURL = "public_url", tlsNames = "tls_names"
-        case logFormat = "log_format", logLevel = "log_level", database, profiles
+        case logFormat = "log_format", logLevel = "log_level", database, profiles, ocspSigner = "ocsp_signer"
     }
 
     static func load(home: String, file: String? = nil) throws -> SigilConfiguration {

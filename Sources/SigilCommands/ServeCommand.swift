@@ -18,7 +18,7 @@ struct ServeCommand: AsyncParsableCommand {
             --passphrase-file/--passphrase-env the CA passphrase is generated into \
             SIGIL_HOME/ca-passphrase (mode 0600). Settings come from sigil.yaml, then SIGIL_* \
             environment variables (SIGIL_LISTEN, SIGIL_HTTP_LISTEN, SIGIL_HTTP_PUBLIC_URL, \
-            SIGIL_TLS_NAMES, SIGIL_LOG_FORMAT, SIGIL_LOG_LEVEL), then flags; each overrides the one \
+            SIGIL_TLS_NAMES, SIGIL_OCSP_SIGNER, SIGIL_LOG_FORMAT, SIGIL_LOG_LEVEL), then flags; each overrides the one \
             before. SIGTERM finishes in-flight requests and closes the database.
             """
     )
@@ -35,6 +35,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The database: a SQLite path (default SIGIL_HOME/sigil.db).", valueName: "url")) var database: String?
     @Option(name: .customLong("config"), help: ArgumentHelp("A configuration file (default SIGIL_HOME/sigil.yaml).", valueName: "file"))
     var config: String?
+    @Option(name: .customLong("ocsp-signer"), help: ArgumentHelp("Who signs OCSP responses: ca (the issuing CA) or delegated (an ocsp-signing certificate).", valueName: "mode"))
+    var ocspSigner: String?
     @Option(name: .customLong("log-format"), help: ArgumentHelp("text or json.", valueName: "format")) var logFormat: String?
     @Option(name: .customLong("log-level"), help: ArgumentHelp("trace, debug, info, notice, warning, error.", valueName: "level")) var logLevel: String?
     @OptionGroup var passphrase: PassphraseSource
@@ -55,6 +57,9 @@ struct ServeCommand: AsyncParsableCommand {
         let format = setting(logFormat, "SIGIL_LOG_FORMAT", file.logFormat, "text")
         let level = Logger.Level(rawValue: setting(logLevel, "SIGIL_LOG_LEVEL", file.logLevel, "info")) ?? .info
         guard ["text", "json"].contains(format) else { throw SigilError.badInput("log format must be text or json") }
+        guard let ocspMode = OCSPResponder.SignerMode(rawValue: setting(ocspSigner, "SIGIL_OCSP_SIGNER", file.ocspSigner, "ca")) else {
+            throw SigilError.badInput("the OCSP signer must be ca or delegated")
+        }
         var names = tlsNames
         if names.isEmpty, let fromEnv = env["SIGIL_TLS_NAMES"], !fromEnv.isEmpty { names = fromEnv.split(separator: ",").map(String.init) }
         if names.isEmpty { names = file.tlsNames ?? [] }
@@ -75,7 +80,7 @@ struct ServeCommand: AsyncParsableCommand {
 
         let workspace = try await Workspace.open(home, configuration: settings, databasePath: database)
         do {
-            try await serve(workspace: workspace, listen: listenAddress, http: httpAddress, names: names, logger: logger)
+            try await serve(workspace: workspace, listen: listenAddress, http: httpAddress, names: names, ocspMode: ocspMode, logger: logger)
         } catch {
             await workspace.close()
             throw error
@@ -84,7 +89,8 @@ struct ServeCommand: AsyncParsableCommand {
         logger.info("stopped; the database is closed")
     }
 
-    private func serve(workspace: Workspace, listen: ListenAddress, http: ListenAddress, names: [String], logger: Logger) async throws {
+    private func serve(workspace: Workspace, listen: ListenAddress, http: ListenAddress, names: [String], ocspMode: OCSPResponder.SignerMode,
+                       logger: Logger) async throws {
         let console = Console.current
         let authority = workspace.authority
         let secret = try caPassphrase(home: workspace.home)
@@ -116,12 +122,12 @@ struct ServeCommand: AsyncParsableCommand {
             try transaction.commit()
         }
         let metrics = SigilMetrics()
-        let environment = ServerEnvironment(authority: authority, metrics: metrics)
+        let environment = ServerEnvironment(authority: authority, metrics: metrics, ocspSigner: ocspMode)
         let identity = try await ServerIdentity(authority: authority, names: names)
         let runner = SigilServerRunner(
             environment: environment, identity: identity, listen: listen, httpListen: http, logger: logger,
             onListening: { https, httpPort in
-                console.print("listening: https://\(listen.host):\(https) (API) and http://\(http.host):\(httpPort) (CA certificates); root certificate: \(workspace.home)/root.pem")
+                console.print("listening: https://\(listen.host):\(https) (API) and http://\(http.host):\(httpPort) (CA certificates, CRLs, OCSP); root certificate: \(workspace.home)/root.pem")
             })
         try await runner.run()
     }

@@ -14,13 +14,15 @@ public struct ServerEnvironment: Sendable {
     public let metrics: SigilMetrics
     public let clock: any SigilClock
     let crls: CRLCache
+    public let ocsp: OCSPResponder
 
-    public init(authority: CertificateAuthority, metrics: SigilMetrics) {
+    public init(authority: CertificateAuthority, metrics: SigilMetrics, ocspSigner: OCSPResponder.SignerMode = .ca) {
         self.authority = authority
         self.tokens = AccessTokens(store: authority.store, clock: authority.clock)
         self.metrics = metrics
         self.clock = authority.clock
         self.crls = CRLCache(authority: authority)
+        self.ocsp = OCSPResponder(authority: authority, mode: ocspSigner)
     }
 
     /// Rebuilds due CRLs; `sigil serve` runs this every minute.

@@ -8,6 +8,7 @@ import SigilAuthority
 import SigilCore
 import SigilStore
 import X509
+import Crypto
 
 /// The route tables of `sigil serve`: the HTTPS surface (REST API and
 /// operations) and the plain-HTTP surface for relying parties.
@@ -92,6 +93,32 @@ public enum SigilApplication {
             // RFC 5280 §4.2.1.13 / RFC 2585: DER over HTTP, application/pkix-crl.
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: crl.der)))
         }
+        // RFC 6960 Appendix A.1: POST with the DER request as the body.
+        router.post("/ocsp") { request, context in
+            if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/ocsp-request") {
+                return ocspResponse(OCSP.errorResponse(.malformedRequest), nil, nil, env)
+            }
+            let body: ByteBuffer
+            do {
+                body = try await request.body.collect(upTo: 64 * 1024)
+            } catch {
+                return ocspResponse(OCSP.errorResponse(.malformedRequest), nil, nil, env)
+            }
+            let (der, thisUpdate, nextUpdate) = await env.ocsp.respond(to: Array(body.readableBytesView))
+            return ocspResponse(der, thisUpdate, nextUpdate, env)
+        }
+        // RFC 6960 Appendix A.1 / RFC 5019 §5: GET with the URL-encoded base64 request in the path.
+        router.get("/ocsp/**") { request, context in
+            let encoded = context.parameters.getCatchAll().joined(separator: "/")
+            var text = encoded.removingPercentEncoding ?? encoded
+            text = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/").replacingOccurrences(of: " ", with: "+")
+            while text.count % 4 != 0 { text += "=" }
+            guard text.count <= 96 * 1024, let data = Data(base64Encoded: text) else {
+                return ocspResponse(OCSP.errorResponse(.malformedRequest), nil, nil, env)
+            }
+            let (der, thisUpdate, nextUpdate) = await env.ocsp.respond(to: Array(data))
+            return ocspResponse(der, thisUpdate, nextUpdate, env)
+        }
         router.get("/ca/{file}") { _, context in
             let file = try context.parameter("file")
             guard file.hasSuffix(".crt") else { throw Problem(.notFound, "no such file") }
@@ -133,6 +160,23 @@ public enum SigilApplication {
         }
         return Identity(name: record.commonName ?? record.serial, role: mtlsRole, allowedNames: names, token: nil)
     }
+}
+
+/// An OCSP answer over HTTP: always 200 with `application/ocsp-response` (the OCSP
+/// status is in the body), cacheable until nextUpdate when the response is (RFC 5019 §6).
+func ocspResponse(_ der: [UInt8], _ thisUpdate: Date?, _ nextUpdate: Date?, _ env: ServerEnvironment) -> Response {
+    env.metrics.recordRevocationRequest(kind: "ocsp")
+    var headers: HTTPFields = [.contentType: "application/ocsp-response"]
+    if let thisUpdate, let nextUpdate {
+        let maxAge = max(0, Int(nextUpdate.timeIntervalSince(env.clock.now())))
+        headers[.cacheControl] = "public, max-age=\(maxAge), no-transform, must-revalidate"
+        headers[.lastModified] = httpDate(thisUpdate)
+        headers[.expires] = httpDate(nextUpdate)
+        headers[.eTag] = "\"\(Hex.encode(SHA256.hash(data: der)).prefix(32))\""
+    } else {
+        headers[.cacheControl] = "no-store"
+    }
+    return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: der)))
 }
 
 /// RFC 9110 §5.6.7 IMF-fixdate.
