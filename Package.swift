@@ -86,7 +86,11 @@ let package = Package(
             dependencies: ["SigilAuthority", "SigilStore", "SigilCore", .product(name: "X509", package: "swift-certificates")],
             path: "Benchmarks/SigilBench"
         ),
-        .target(name: "SigilTesting", dependencies: ["SigilCore", "SigilStore", "SigilAuthority"]),
+        .target(name: "SigilTesting", dependencies: [
+            "SigilCore", "SigilStore", "SigilAuthority",
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "SwiftASN1", package: "swift-asn1"),
+        ]),
         .testTarget(name: "SigilCoreTests", dependencies: [
             "SigilCore", "SigilTesting",
             .product(name: "X509", package: "swift-certificates"),
