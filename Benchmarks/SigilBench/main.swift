@@ -19,8 +19,18 @@ func argument(_ name: String, default value: String) -> String {
     return value
 }
 
-guard CommandLine.arguments.dropFirst().first == "issue" else {
-    FileHandle.standardError.write(Data("usage: sigil-bench issue --count N --concurrency C [--home DIR] [--csr-dir DIR]\n".utf8))
+let mode = CommandLine.arguments.dropFirst().first ?? ""
+if mode == "crl-setup" {
+    try await crlSetup()
+    exit(0)
+}
+guard mode == "issue" else {
+    FileHandle.standardError.write(Data("""
+        usage: sigil-bench issue --count N --concurrency C [--home DIR] [--csr-dir DIR]
+               sigil-bench crl-setup --entries N --home DIR   (a SIGIL_HOME whose intermediate has N revoked certificates;
+                                                               then time `SIGIL_HOME=DIR sigil crl generate --passphrase-env ...`)
+
+        """.utf8))
     exit(2)
 }
 let count = Int(argument("--count", default: "2000")) ?? 2000
@@ -83,3 +93,43 @@ print("RESULT audit_chain_ok=\(audit.ok) entries=\(audit.entries)")
 print("RESULT cpu_ms_per_cert=\(String(format: "%.3f", cpu * 1000 / Double(csrs.count))) ms")
 print("RESULT wall_s=\(String(format: "%.3f", seconds)) s")
 print("RESULT issue_per_s=\(String(format: "%.0f", Double(csrs.count) / seconds)) certs/s")
+
+/// Makes SIGIL_HOME=DIR with a root and an intermediate (passphrase "benchmark passphrase")
+/// and N revoked certificate records under the intermediate, written in large
+/// transactions. The records carry the fields a CRL reads; their PEM is a stub.
+func crlSetup() async throws {
+    let entries = Int(argument("--entries", default: "1000000")) ?? 1_000_000
+    let dir = argument("--home", default: "")
+    guard !dir.isEmpty else { throw SigilError.badInput("--home DIR is required") }
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    let store = try await SQLiteStore.open(path: dir + "/sigil.db")
+    try await store.migrate()
+    let authority = CertificateAuthority(store: store, configuration: AuthorityConfiguration(httpPublicURL: "http://pki.example.com"))
+    let passphrase = Array("benchmark passphrase".utf8)
+    _ = try await authority.createRoot(NewCAOptions(name: "root", subject: try DistinguishedName.parseOpenSSL("/C=US/O=Bench/CN=Bench Root"),
+                                                    keyType: .ecP256, days: 3650), passphrase: passphrase, actor: "bench")
+    _ = try await authority.createIntermediate(NewCAOptions(name: "intermediate", subject: try DistinguishedName.parseOpenSSL("/C=US/O=Bench/CN=Bench Intermediate"),
+                                                            keyType: .ecP256, days: 1825, pathLength: 0), parent: "root", passphrase: passphrase, actor: "bench")
+    let now = Date()
+    let batch = 20_000
+    var done = 0
+    var rng = SystemRandomNumberGenerator()
+    while done < entries {
+        let count = min(batch, entries - done)
+        let records: [CertificateRecord] = (0..<count).map { _ in
+            let serial = Hex.encode(SerialNumber.random(using: &rng))
+            return CertificateRecord(
+                serial: serial, issuer: "intermediate", subject: "/CN=bench", commonName: "bench", sans: [], notBefore: now,
+                notAfter: now.addingTimeInterval(90 * 86_400), keyType: "ec:P-256", keyAlgorithm: "ECDSA", keySize: 256,
+                signatureAlgorithm: "ecdsa-with-SHA256", fingerprint: Hex.encode((0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }),
+                storedStatus: .revoked, source: .issued, profile: "tls-server", pem: "-", revokedAt: now.addingTimeInterval(-Double(done)),
+                revocationReason: done % 3 == 0 ? 1 : nil, createdAt: now)
+        }
+        try await store.write { session in
+            for record in records { try await session.insertCertificate(record) }
+        }
+        done += count
+    }
+    try await store.close()
+    print("RESULT revoked_entries=\(entries)")
+}

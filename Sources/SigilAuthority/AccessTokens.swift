@@ -86,7 +86,7 @@ public struct AccessTokens: Sendable {
             guard var record = all.first(where: { $0.id == idOrName || $0.name == idOrName }) else {
                 throw SigilError(.notFound, "no token with id or name '\(idOrName)'")
             }
-            guard record.revokedAt == nil else { throw SigilError.badInput("token '\(record.name)' is already revoked") }
+            guard record.revokedAt == nil else { throw SigilError(.conflict, "token '\(record.name)' is already revoked") }
             record.revokedAt = now
             try await session.updateToken(record)
             try await session.appendAudit(AuditDraft(time: now, actor: actor, action: "token.revoked", object: "token:\(record.id)", details: ["name": record.name]))

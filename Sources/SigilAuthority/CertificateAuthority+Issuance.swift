@@ -27,9 +27,8 @@ extension CertificateAuthority {
         let issuerRecord = try await resolveIssuer(request.issuer)
         guard issuerRecord.status == .active else { throw SigilError.badInput("CA '\(issuerRecord.name)' cannot issue (status \(issuerRecord.status.rawValue))") }
         let now = clock.now()
-        let verdict = try policy.evaluate(request.csr, context: PolicyContext(
-            profile: profile, requestedDays: request.days, now: now, requesterAllowedNames: request.allowedNames,
-            issuerNotAfter: issuerRecord.notAfter))
+        let verdict = try policy.evaluate(request.csr, context: try policyContext(
+            profile: profile, days: request.days, now: now, allowedNames: request.allowedNames, issuer: issuerRecord))
         let subject = request.csr.subject.openSSLString
         let names = verdict.plan.subjectAltNames.map(\.description)
         if verdict.isRejected {
@@ -66,18 +65,27 @@ extension CertificateAuthority {
         guard let request = try await store.read({ try await $0.request(id: requestID) }) else {
             throw SigilError.badInput("no request with id '\(requestID)'")
         }
-        guard request.status == .pending else { throw SigilError.badInput("request \(requestID) is already \(request.status.rawValue)") }
+        guard request.status == .pending else { throw SigilError(.conflict, "request \(requestID) is already \(request.status.rawValue)") }
         let profile = try configuration.profile(request.profile)
         let issuerRecord = try await resolveIssuer(request.issuer)
         let csr = try CertificationRequest(pemOrDER: Array(request.csrPEM.utf8), source: "request \(requestID)")
         let now = clock.now()
-        let verdict = try policy.evaluate(csr, context: PolicyContext(profile: profile, requestedDays: request.days, now: now, issuerNotAfter: issuerRecord.notAfter))
+        let verdict = try policy.evaluate(csr, context: try policyContext(profile: profile, days: request.days, now: now, allowedNames: nil, issuer: issuerRecord))
         if verdict.isRejected {
             throw SigilError(.policyViolation, "request \(requestID) no longer meets profile '\(profile.name)':", reasons: verdict.violations)
         }
         let issued = try await issue(plan: verdict.plan, profile: profile, issuerRecord: issuerRecord, requester: request.requester, owner: nil,
                                      tags: [], requestID: requestID, approval: (actor, note))
         return IssuedCertificate(record: issued.record, certificate: issued.certificate, chain: issued.chain, modifications: verdict.modifications)
+    }
+
+    func policyContext(profile: CertificateProfile, days: Int?, now: Date, allowedNames: [NamePattern]?, issuer: IssuerRecord) throws -> PolicyContext {
+        let certificate = try issuerCertificate(issuer)
+        var pathLength: Int?
+        if case .isCertificateAuthority(let limit) = (try? certificate.extensions.basicConstraints) ?? nil { pathLength = limit }
+        let eku = ((try? certificate.extensions.extendedKeyUsage) ?? nil).map { Array($0) }
+        return PolicyContext(profile: profile, requestedDays: days, now: now, requesterAllowedNames: allowedNames, issuerNotAfter: issuer.notAfter,
+                             issuerExtendedKeyUsage: eku, issuerPathLength: pathLength, issuerName: issuer.name)
     }
 
     func resolveIssuer(_ name: String?) async throws -> IssuerRecord {
@@ -90,7 +98,7 @@ extension CertificateAuthority {
         let now = clock.now()
         return try await store.write { session in
             guard var request = try await session.request(id: requestID) else { throw SigilError.badInput("no request with id '\(requestID)'") }
-            guard request.status == .pending else { throw SigilError.badInput("request \(requestID) is already \(request.status.rawValue)") }
+            guard request.status == .pending else { throw SigilError(.conflict, "request \(requestID) is already \(request.status.rawValue)") }
             request.status = .rejected
             request.reasons = [reason]
             request.decidedAt = now
@@ -107,8 +115,9 @@ extension CertificateAuthority {
     func issue(plan: IssuancePlan, profile: CertificateProfile, issuerRecord: IssuerRecord, requester: String, owner: String?,
                tags: [String], requestID: String?, approval: (actor: String, note: String?)?) async throws -> (record: CertificateRecord, certificate: X509Certificate, chain: [X509Certificate]) {
         let issuerSigner = try signer(issuerRecord.name)
-        let issuerCertificate = try X509Certificate(pemOrDER: Array(issuerRecord.certificatePEM.utf8))
-        let extensions = try self.extensions(for: plan, issuerName: issuerRecord.name, issuerKey: issuerSigner.publicKey)
+        let issuerCertificate = try self.issuerCertificate(issuerRecord)
+        let extensions = try self.extensions(for: plan, issuerName: issuerRecord.name, issuerKey: issuerSigner.publicKey,
+                                             issuerKeyIdentifier: issuerCertificate.subjectKeyIdentifier)
         let chain = try await self.chain(issuer: issuerRecord.name)
         for attempt in 1...3 {
             let builder = CertificateBuilder(
@@ -122,7 +131,7 @@ extension CertificateAuthority {
                 try await store.write { session in
                     if let requestID, let approval {
                         guard var request = try await session.request(id: requestID), request.status == .pending else {
-                            throw SigilError.badInput("request \(requestID) was decided by someone else meanwhile")
+                            throw SigilError(.conflict, "request \(requestID) was decided by someone else meanwhile")
                         }
                         request.status = .issued
                         request.decidedAt = now
@@ -151,7 +160,7 @@ extension CertificateAuthority {
     }
 
     /// The extensions a plan turns into (RFC 5280 §4.2; BR §7.1.2.7 for TLS servers).
-    func extensions(for plan: IssuancePlan, issuerName: String, issuerKey: PublicKey) throws -> [Certificate.Extension] {
+    func extensions(for plan: IssuancePlan, issuerName: String, issuerKey: PublicKey, issuerKeyIdentifier: [UInt8]?) throws -> [Certificate.Extension] {
         var extensions: [Certificate.Extension] = []
         extensions.append(try Certificate.Extension(
             plan.isCA ? BasicConstraints.isCertificateAuthority(maxPathLength: plan.pathLength) : BasicConstraints.notCertificateAuthority,
@@ -161,7 +170,8 @@ extension CertificateAuthority {
             extensions.append(try Certificate.Extension(ExtendedKeyUsage(plan.extendedKeyUsage), critical: false))
         }
         extensions.append(try Certificate.Extension(SubjectKeyIdentifier(keyIdentifier: SerialNumber.keyIdentifier(for: plan.publicKey)[...]), critical: false))
-        extensions.append(try Certificate.Extension(AuthorityKeyIdentifier(keyIdentifier: SerialNumber.keyIdentifier(for: issuerKey)[...]), critical: false))
+        // RFC 5280 §4.2.1.1: the AKI repeats the issuer certificate's SKI, however that was computed.
+        extensions.append(try Certificate.Extension(AuthorityKeyIdentifier(keyIdentifier: (issuerKeyIdentifier ?? SerialNumber.keyIdentifier(for: issuerKey))[...]), critical: false))
         let names = plan.subjectAltNames.compactMap(\.generalName)
         if !names.isEmpty {
             // RFC 5280 §4.2.1.6: critical when the subject is empty.

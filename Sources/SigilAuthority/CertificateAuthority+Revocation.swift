@@ -10,9 +10,13 @@ extension CertificateAuthority {
             throw SigilError.badInput("'\(id)' is not a serial or fingerprint (hexadecimal)")
         }
         if cleaned.count == 64, let record = try await store.read({ try await $0.certificate(fingerprint: cleaned) }) { return record }
+        // Serials are numbers: match with or without leading zero digits (stored as whole bytes).
         let trimmed = String(cleaned.drop { $0 == "0" })
+        let candidates = Set([cleaned, trimmed, trimmed.count % 2 == 1 ? "0" + trimmed : trimmed].filter { !$0.isEmpty })
         let matches = try await store.read { session in
-            try await session.certificates(serial: cleaned) + (trimmed != cleaned && !trimmed.isEmpty ? try await session.certificates(serial: trimmed) : [])
+            var found: [CertificateRecord] = []
+            for candidate in candidates { found += try await session.certificates(serial: candidate) }
+            return found
         }
         if matches.count > 1 {
             throw SigilError.badInput("serial \(id) is used by \(matches.count) issuers; give the SHA-256 fingerprint instead")
@@ -46,7 +50,7 @@ extension CertificateAuthority {
             }
             let onHold = record.storedStatus == .revoked && record.revocationReason == RevocationReason.certificateHold.rawValue
             if reason == .removeFromCRL {
-                guard onHold else { throw SigilError.badInput("certificate \(record.serial) is not on hold; only certificateHold can be released") }
+                guard onHold else { throw SigilError(.conflict, "certificate \(record.serial) is not on hold; only certificateHold can be released") }
                 record.storedStatus = .active
                 record.revokedAt = nil
                 record.revocationReason = nil
@@ -58,7 +62,7 @@ extension CertificateAuthority {
                 return record
             }
             if record.storedStatus == .revoked && !onHold {
-                throw SigilError.badInput("certificate \(record.serial) is already revoked (\(RevocationReason(rawValue: record.revocationReason ?? 0)?.name ?? "unspecified"))")
+                throw SigilError(.conflict, "certificate \(record.serial) is already revoked (\(RevocationReason(rawValue: record.revocationReason ?? 0)?.name ?? "unspecified"))")
             }
             record.storedStatus = .revoked
             // A hold turned final keeps its original revocation time (RFC 5280 §5.3.1 note on certificateHold).

@@ -14,6 +14,10 @@ public final class CertificateAuthority: Sendable {
     public let clock: any SigilClock
     public let policy: IssuancePolicy
     private let signers = Mutex<[String: any Signer]>([:])
+    /// Parsed issuer certificates and chains, keyed by the certificate PEM so an
+    /// imported or replaced certificate is never served from a stale entry.
+    private let parsedIssuers = Mutex<[String: X509Certificate]>([:])
+    private let chains = Mutex<[String: (pem: String, chain: [X509Certificate])]>([:])
 
     public init(store: any Store, configuration: AuthorityConfiguration = AuthorityConfiguration(), clock: any SigilClock = SystemClock(),
                 policy: IssuancePolicy = .standard) {
@@ -102,7 +106,8 @@ public final class CertificateAuthority: Sendable {
             try Certificate.Extension(BasicConstraints.isCertificateAuthority(maxPathLength: options.pathLength), critical: true),
             try Certificate.Extension(KeyUsage(digitalSignature: true, keyCertSign: true, cRLSign: true), critical: true),
             try Certificate.Extension(SubjectKeyIdentifier(keyIdentifier: SerialNumber.keyIdentifier(for: key.publicKey)[...]), critical: false),
-            try Certificate.Extension(AuthorityKeyIdentifier(keyIdentifier: SerialNumber.keyIdentifier(for: parentSigner.publicKey)[...]), critical: false),
+            try Certificate.Extension(AuthorityKeyIdentifier(
+                keyIdentifier: (parentCertificate.subjectKeyIdentifier ?? SerialNumber.keyIdentifier(for: parentSigner.publicKey))[...]), critical: false),
         ]
         if !options.extendedKeyUsage.isEmpty {
             extensions.append(try Certificate.Extension(ExtendedKeyUsage(UsageNames.parseExtendedKeyUsage(options.extendedKeyUsage)), critical: false))
@@ -232,8 +237,23 @@ public final class CertificateAuthority: Sendable {
         return record
     }
 
+    func issuerCertificate(_ record: IssuerRecord) throws -> X509Certificate {
+        if let cached = parsedIssuers.withLock({ $0[record.certificatePEM] }) { return cached }
+        let certificate = try X509Certificate(pemOrDER: Array(record.certificatePEM.utf8))
+        parsedIssuers.withLock { $0[record.certificatePEM] = certificate }
+        return certificate
+    }
+
     /// The issuer's certificate followed by its parents, up to the root.
     public func chain(issuer name: String) async throws -> [X509Certificate] {
+        let head = try await issuer(name)
+        if let cached = chains.withLock({ $0[name] }), cached.pem == head.certificatePEM { return cached.chain }
+        let built = try await buildChain(issuer: name)
+        chains.withLock { $0[name] = (head.certificatePEM, built) }
+        return built
+    }
+
+    private func buildChain(issuer name: String) async throws -> [X509Certificate] {
         var chain: [X509Certificate] = []
         var next: String? = name
         var seen = Set<String>()
@@ -241,7 +261,7 @@ public final class CertificateAuthority: Sendable {
             seen.insert(current)
             let record = try await issuer(current)
             guard !record.certificatePEM.isEmpty else { break }
-            chain.append(try X509Certificate(pemOrDER: Array(record.certificatePEM.utf8)))
+            chain.append(try issuerCertificate(record))
             next = record.parentName
         }
         return chain

@@ -263,7 +263,8 @@ struct CASign: AsyncParsableCommand {
         } else if out == nil || out == "-" {
             Console.current.write(Array(certPEM.utf8))
         } else {
-            Console.current.error("Issued certificate \(issued.record.serial) for \(issued.record.sans.joined(separator: ", ")) (expires \(iso(issued.record.notAfter)))")
+            let names = issued.record.sans.isEmpty ? issued.record.subject : issued.record.sans.joined(separator: ", ")
+            Console.current.error("Issued certificate \(issued.record.serial) for \(names) (expires \(iso(issued.record.notAfter)))")
         }
     }
 }

@@ -38,8 +38,17 @@ public struct PolicyContext: Sendable {
     public var requesterAllowedNames: [NamePattern]?
     /// The issuer's own expiry: a certificate must not outlive its issuer.
     public var issuerNotAfter: Date?
+    /// The issuer's extended key usages; nil when its certificate has none (any purpose).
+    public var issuerExtendedKeyUsage: [ExtendedKeyUsage.Usage]?
+    /// The issuer's pathLenConstraint; nil when unlimited.
+    public var issuerPathLength: Int?
+    public var issuerName: String
 
-    public init(profile: CertificateProfile, requestedDays: Int? = nil, now: Date, requesterAllowedNames: [NamePattern]? = nil, issuerNotAfter: Date? = nil) {
+    public init(profile: CertificateProfile, requestedDays: Int? = nil, now: Date, requesterAllowedNames: [NamePattern]? = nil, issuerNotAfter: Date? = nil,
+                issuerExtendedKeyUsage: [ExtendedKeyUsage.Usage]? = nil, issuerPathLength: Int? = nil, issuerName: String = "the issuer") {
+        self.issuerExtendedKeyUsage = issuerExtendedKeyUsage
+        self.issuerPathLength = issuerPathLength
+        self.issuerName = issuerName
         self.profile = profile
         self.requestedDays = requestedDays
         self.now = now
@@ -70,7 +79,7 @@ public struct IssuancePolicy: Sendable {
     /// name policy, subject, validity, usages, approval.
     public static let standard = IssuancePolicy(rules: [
         ProofOfPossessionRule(), KeyRule(), SignatureHashRule(), SubjectAltNameRule(), NamePolicyRule(),
-        SubjectRule(), ValidityRule(), UsageRule(), ApprovalRule(),
+        SubjectRule(), ValidityRule(), UsageRule(), IssuerConstraintsRule(), ApprovalRule(),
     ])
 
     public init(rules: [any PolicyRule]) {
@@ -297,6 +306,34 @@ public struct UsageRule: PolicyRule {
         if let requested = try? csr.requestedExtensions(), let ext = requested.first(where: { $0.oid == .X509ExtensionID.basicConstraints }),
            case .isCertificateAuthority = try? BasicConstraints(ext), !profile.isCA {
             findings.violations.append("the request asks for a CA certificate; profile '\(profile.name)' issues end-entity certificates")
+        }
+    }
+}
+
+/// What the issuer's own certificate allows: relying parties chain extended key
+/// usage through intermediates (OpenSSL, NSS, Windows) and enforce
+/// pathLenConstraint (RFC 5280 §4.2.1.9), so a certificate the chain cannot
+/// carry is refused here rather than issued unusable.
+public struct IssuerConstraintsRule: PolicyRule {
+    public let name = "issuer-constraints"
+    public init() {}
+    public func apply(_ csr: CertificationRequest, _ context: PolicyContext, _ plan: inout IssuancePlan, _ findings: inout PolicyFindings) {
+        if let allowed = context.issuerExtendedKeyUsage, !allowed.contains(.any) {
+            // OCSP responder certificates are exempt: relying parties check OCSPSigning on the
+            // responder alone (RFC 6960 §4.2.2.2; OpenSSL checks only CA status above it).
+            let missing = plan.extendedKeyUsage.filter { !allowed.contains($0) && $0 != .ocspSigning }
+            if !missing.isEmpty {
+                findings.violations.append(
+                    "CA '\(context.issuerName)' may only issue \(allowed.map(UsageNames.extendedKeyUsageName).joined(separator: ", ")) certificates, not \(missing.map(UsageNames.extendedKeyUsageName).joined(separator: ", ")); use an intermediate created with a matching --eku (or --eku none)")
+            }
+        }
+        if plan.isCA, let limit = context.issuerPathLength {
+            if limit == 0 {
+                findings.violations.append("CA '\(context.issuerName)' has pathLenConstraint 0: a CA certificate it issued could not issue anything")
+            } else if (plan.pathLength ?? Int.max) >= limit {
+                plan.pathLength = limit - 1
+                findings.modifications.append("pathLenConstraint set to \(limit - 1) to fit under CA '\(context.issuerName)' (pathLen \(limit))")
+            }
         }
     }
 }

@@ -14,6 +14,8 @@ public struct SigilError: Error, CustomStringConvertible, Sendable, Equatable {
         public static let unsupported = Kind(raw: "unsupported")
         /// A request breaks a rule (template, profile, policy); `reasons` lists every rule.
         public static let policyViolation = Kind(raw: "policy-violation")
+        /// The request contradicts the current state (already revoked, already decided).
+        public static let conflict = Kind(raw: "conflict")
         /// The thing asked for does not exist.
         public static let notFound = Kind(raw: "not-found")
         /// A signature does not verify.

@@ -90,7 +90,7 @@ public struct Problem: Error, HTTPResponseError, Sendable {
             switch error.kind {
             case .policyViolation: return Problem(.policyViolation, error.message, errors: error.reasons)
             case .notFound: return Problem(.notFound, error.message)
-            case .alreadyExists: return Problem(.conflict, error.message)
+            case .alreadyExists, .conflict: return Problem(.conflict, error.message)
             case .verificationFailed: return Problem(.policyViolation, error.message, errors: error.reasons)
             case .internalFailure, .io: return Problem(.internalError, "the operation failed")
             default: return Problem(.malformedRequest, error.message, errors: error.reasons)

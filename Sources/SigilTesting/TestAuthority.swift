@@ -23,8 +23,10 @@ public struct TestAuthority: Sendable {
     /// 2026-11-30T12:00:00Z, the day these tests were written.
     public static let defaultNow = Date(timeIntervalSince1970: 1_795_003_200)
 
+    /// `intermediateEKU` empty means an intermediate for every purpose.
     public static func make(root: KeyType = .ecP384, intermediate: KeyType? = .ecP256, now: Date = defaultNow,
-                            profiles: [String: CertificateProfile] = CertificateProfile.builtIn) async throws -> TestAuthority {
+                            profiles: [String: CertificateProfile] = CertificateProfile.builtIn,
+                            intermediateEKU: [String] = []) async throws -> TestAuthority {
         let directory = try TemporaryDirectory("sigil-ca")
         let store = try await SQLiteStore.open(path: directory.file("sigil.db"))
         try await store.migrate()
@@ -37,7 +39,7 @@ public struct TestAuthority: Sendable {
         if let intermediate {
             _ = try await authority.createIntermediate(
                 NewCAOptions(name: "intermediate", subject: try DistinguishedName.parseOpenSSL("/C=US/O=Test/CN=Test Intermediate"),
-                             keyType: intermediate, days: 1825, pathLength: 0, extendedKeyUsage: ["serverAuth", "clientAuth"]),
+                             keyType: intermediate, days: 1825, pathLength: 0, extendedKeyUsage: intermediateEKU),
                 parent: "root", passphrase: passphrase, actor: "test")
         }
         return TestAuthority(directory: directory, store: store, authority: authority, clock: clock)

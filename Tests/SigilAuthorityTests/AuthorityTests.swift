@@ -239,3 +239,40 @@ struct IssuanceTests {
         #expect(result.firstBadSeq == 1)
     }
 }
+
+@Suite("Issuer constraints")
+struct IssuerConstraintTests {
+    @Test func anIntermediateLimitedToTLSRefusesEmailAndCodeSigning() async throws {
+        let ca = try await TestAuthority.make(intermediateEKU: ["serverAuth", "clientAuth"])
+        defer { Task { await ca.close() } }
+        let (csr, _) = try TestAuthority.csr(["alice@example.com"], subject: "/CN=Alice")
+        let error = await #expect(throws: SigilError.self) {
+            try await ca.authority.submit(IssuanceRequest(csr: csr, profile: "email", requester: "t"))
+        }
+        #expect(error?.reasons.contains { $0.contains("may only issue serverAuth, clientAuth") } == true)
+        // OCSP responders are exempt from EKU chaining.
+        let (responder, _) = try TestAuthority.csr(["ocsp.example.com"])
+        guard case .issued = try await ca.authority.submit(IssuanceRequest(csr: responder, profile: "ocsp-signing", requester: "t")) else {
+            Issue.record("ocsp-signing refused"); return
+        }
+    }
+
+    @Test func pathLenZeroIssuerCannotIssueSubCAs() async throws {
+        let ca = try await TestAuthority.make()
+        defer { Task { await ca.close() } }
+        let (csr, _) = try TestAuthority.csr(["sub.example.com"], subject: "/O=Example/CN=Sub CA")
+        // Refused when submitted, before anyone is asked to approve it.
+        let error = await #expect(throws: SigilError.self) {
+            try await ca.authority.submit(IssuanceRequest(csr: csr, profile: "sub-ca", days: 365, requester: "t"))
+        }
+        #expect(error?.reasons.contains { $0.contains("pathLenConstraint 0") } == true)
+    }
+
+    @Test func akiRepeatsTheIssuersSubjectKeyIdentifier() async throws {
+        let ca = try await TestAuthority.make()
+        defer { Task { await ca.close() } }
+        let (csr, _) = try TestAuthority.csr(["aki.example.com"])
+        guard case .issued(let issued) = try await ca.authority.submit(IssuanceRequest(csr: csr, profile: "tls-server", requester: "t")) else { return }
+        #expect(issued.certificate.authorityKeyIdentifier == issued.chain[0].subjectKeyIdentifier)
+    }
+}

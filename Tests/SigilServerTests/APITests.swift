@@ -135,7 +135,7 @@ struct APITests {
             }
             try await client.execute(uri: "/api/v1/certificates/\(serial)/revoke", method: .post, headers: fixture.headers(.operator),
                                      body: jsonBody(["reason": "keyCompromise"])) { response in
-                #expect(response.status == .badRequest)
+                #expect(response.status == .conflict)
             }
         }
     }

@@ -25,7 +25,7 @@ from interop_helpers import describe, openssl_ok, pem_blocks, run
 
 LISTENING_RE = re.compile(
     r"^listening: https://(?P<host>\S+):(?P<https>\d+) \(API\) and http://(?P<http_host>\S+):(?P<http>\d+)"
-    r" \(CA certificates\); root certificate: (?P<root>\S+)\s*$", re.M)
+    r" \([^)]*\); root certificate: (?P<root>\S+)\s*$", re.M)
 ADMIN_RE = re.compile(r"^admin token: (?P<token>\S+)\s*$", re.M)
 TOKEN_RE = re.compile(r"^sigil_[0-9a-f]+_[A-Za-z0-9_-]+$")
 PROBLEM_TYPE = "urn:sigil:problem:"

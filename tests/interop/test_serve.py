@@ -653,8 +653,9 @@ def test_schemathesis_fuzz(servers, home, tmp_path):
         assert remaining > 10, "schemathesis time budget spent"
         env = {k: v for k, v in os.environ.items() if k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")}
         try:
+            # cwd: schemathesis keeps a .schemathesis/ cache in its working directory.
             p = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=remaining,
-                               stdin=subprocess.DEVNULL, env=env)
+                               stdin=subprocess.DEVNULL, env=env, cwd=tmp_path)
         except subprocess.TimeoutExpired as e:
             pytest.fail(f"schemathesis ({label}) ran over {remaining:.0f} s:\n{(e.stdout or b'')[-4000:]}")
         output = p.stdout + p.stderr
