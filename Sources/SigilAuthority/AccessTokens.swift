@@ -57,7 +57,7 @@ public struct AccessTokens: Sendable {
             try await session.insertToken(record)
             try await session.appendAudit(AuditDraft(time: now, actor: actor, action: "token.created", object: "token:\(id)",
                                                      details: ["name": name, "role": role.rawValue, "allowed_names": allowedNames.joined(separator: ","),
-                                                               "expires_at": record.expiresAt.map { ISO8601DateFormatter().string(from: $0) } ?? ""]))
+                                                               "expires_at": record.expiresAt.map { RFC3339.string($0) } ?? ""]))
         }
         return (record, "\(AccessTokens.prefix)\(id)_\(secret)")
     }

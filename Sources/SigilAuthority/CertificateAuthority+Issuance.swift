@@ -148,7 +148,7 @@ extension CertificateAuthority {
                     try await session.appendAudit(AuditDraft(
                         time: now, actor: approval?.actor ?? requester, action: "certificate.issued", object: "certificate:\(record.serial)",
                         details: ["issuer": issuerRecord.name, "profile": profile.name, "subject": record.subject, "sans": record.sans.joined(separator: ","),
-                                  "fingerprint": record.fingerprint, "not_after": ISO8601DateFormatter().string(from: record.notAfter),
+                                  "fingerprint": record.fingerprint, "not_after": RFC3339.string(record.notAfter),
                                   "requester": requester]))
                 }
                 return (record, certificate, chain)

@@ -74,7 +74,7 @@ extension CertificateAuthority {
             try await session.invalidateCRL(issuer: record.issuer)
             try await session.appendAudit(AuditDraft(time: now, actor: actor, action: "certificate.revoked", object: "certificate:\(record.serial)",
                                                      details: ["fingerprint": record.fingerprint, "reason": reason.name, "issuer": record.issuer,
-                                                               "invalidity_date": invalidityDate.map { ISO8601DateFormatter().string(from: $0) } ?? ""]))
+                                                               "invalidity_date": invalidityDate.map { RFC3339.string($0) } ?? ""]))
             return record
         }
     }

@@ -41,9 +41,11 @@ public final class CertificateAuthority: Sendable {
         return record
     }
 
-    /// The issuer used when a request names none: the newest active intermediate.
+    /// The issuer used when a request names none: the intermediate named
+    /// `intermediate` (what `sigil ca init --intermediate` makes), else the newest one.
     public func defaultIssuer() async throws -> IssuerRecord {
         let all = try await issuers()
+        if let named = all.first(where: { $0.name == "intermediate" && $0.status == .active }) { return named }
         if let intermediate = all.last(where: { !$0.isRoot && $0.status == .active }) { return intermediate }
         if all.contains(where: { $0.isRoot }) {
             throw SigilError.badInput("there is no intermediate CA to issue from; create one with `sigil ca init --intermediate` (or name --issuer root explicitly)")
@@ -100,7 +102,7 @@ public final class CertificateAuthority: Sendable {
         let start = ASN1Time.truncate(now.addingTimeInterval(-ValidityRule.backdate))
         let end = start.addingTimeInterval(Double(options.days) * 86_400 - 1)
         guard end <= parentCertificate.notAfter else {
-            throw SigilError(.policyViolation, "an intermediate of \(options.days) days would outlive '\(parent)', which expires \(ISO8601DateFormatter().string(from: parentCertificate.notAfter))")
+            throw SigilError(.policyViolation, "an intermediate of \(options.days) days would outlive '\(parent)', which expires \(RFC3339.string(parentCertificate.notAfter))")
         }
         var extensions = [
             try Certificate.Extension(BasicConstraints.isCertificateAuthority(maxPathLength: options.pathLength), critical: true),
@@ -231,7 +233,7 @@ public final class CertificateAuthority: Sendable {
                                                      details: ["key_type": record.keyType, "public_key_sha256": key.publicKey.sha256Fingerprint]))
             try await session.appendAudit(AuditDraft(time: now, actor: actor, action: "ca.created", object: "ca:\(name)",
                                                      details: ["subject": record.subject, "serial": inventory.serial, "parent": parent ?? "",
-                                                               "fingerprint": inventory.fingerprint, "not_after": ISO8601DateFormatter().string(from: record.notAfter)]))
+                                                               "fingerprint": inventory.fingerprint, "not_after": RFC3339.string(record.notAfter)]))
         }
         signers.withLock { $0[name] = SoftwareSigner(key) }
         return record

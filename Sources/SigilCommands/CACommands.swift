@@ -213,7 +213,7 @@ struct CASign: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The profile (tls-server, tls-client, email, code-signing, ocsp-signing, sub-ca, or one from sigil.yaml).", valueName: "profile"))
     var profile: String = "tls-server"
     @Option(help: ArgumentHelp("Validity in days (default: the profile's).", valueName: "days")) var days: Int?
-    @Option(help: ArgumentHelp("The issuing CA (default: the newest intermediate).", valueName: "name")) var issuer: String?
+    @Option(help: ArgumentHelp("The issuing CA (default: the one named intermediate, else the newest intermediate).", valueName: "name")) var issuer: String?
     @Option(help: ArgumentHelp("Where to write the certificate (default: standard output).", valueName: "file")) var out: String?
     @Option(name: .customLong("chain-out"), help: ArgumentHelp("Where to write the issuing chain (issuer first).", valueName: "file")) var chainOut: String?
     @Option(name: .customLong("fullchain-out"), help: ArgumentHelp("Where to write certificate + chain.", valueName: "file")) var fullchainOut: String?

@@ -16,7 +16,7 @@ struct CRLCommand: AsyncParsableCommand {
 struct CRLGenerate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "generate", abstract: "Sign a new CRL (the next CRL number) for an issuer.")
     @OptionGroup var home: HomeOptions
-    @Option(help: ArgumentHelp("The issuing CA (default: the newest intermediate).", valueName: "name")) var issuer: String?
+    @Option(help: ArgumentHelp("The issuing CA (default: the one named intermediate, else the newest intermediate).", valueName: "name")) var issuer: String?
     @Option(help: ArgumentHelp("Where to write the CRL (default: standard output).", valueName: "file")) var out: String?
     @Option(help: ArgumentHelp("der or pem (default der).", valueName: "format")) var format: String = "der"
     @Flag(help: "Replace an existing file.") var force = false

@@ -40,3 +40,16 @@ public enum ASN1Time {
         Date(timeIntervalSince1970: date.timeIntervalSince1970.rounded(.down))
     }
 }
+
+/// RFC 3339 timestamps in UTC with whole seconds, without a DateFormatter
+/// (creating one per call is expensive, and issuance writes several per certificate).
+public enum RFC3339 {
+    public static func string(_ date: Date) -> String {
+        let (y, mo, d, h, mi, s) = DERWriter.civil(Int64(date.timeIntervalSince1970.rounded(.down)))
+        func pad(_ v: Int, _ width: Int) -> String {
+            let text = String(v)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return "\(pad(y, 4))-\(pad(mo, 2))-\(pad(d, 2))T\(pad(h, 2)):\(pad(mi, 2)):\(pad(s, 2))Z"
+    }
+}

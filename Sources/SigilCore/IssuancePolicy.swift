@@ -288,7 +288,7 @@ public struct ValidityRule: PolicyRule {
         // RFC 5280 §4.1.2.5: both ends are inclusive, so N days end one second early.
         plan.notAfter = start.addingTimeInterval(Double(max(days, 1)) * 86_400 - 1)
         if let issuerEnd = context.issuerNotAfter, plan.notAfter > issuerEnd {
-            findings.violations.append("the certificate would outlive its issuer (the issuer expires \(ISO8601DateFormatter().string(from: issuerEnd)))")
+            findings.violations.append("the certificate would outlive its issuer (the issuer expires \(RFC3339.string(issuerEnd)))")
         }
     }
 }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import SigilCore
 
 /// The audit log's hash chain. Each entry's hash covers its own fields and the
 /// previous entry's hash, so changing, removing or reordering any entry breaks
@@ -31,7 +32,7 @@ public enum AuditChain {
         field(object)
         field(details)
         field(prevHash)
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return Hex.encode(hasher.finalize())
     }
 
     public static func hash(of entry: AuditEntry) -> String {

@@ -5,9 +5,19 @@ import SQLKit
 /// for every backend, with binds for every value.
 public struct SQLSession: StoreSession {
     let db: any SQLDatabase
+    /// The chain head as this transaction last wrote it, so consecutive appends
+    /// need no SELECT. Only a writer that holds the database's write lock for the
+    /// whole transaction may pass one (the SQLite write queue does).
+    let auditHead: AuditHeadCache?
 
     public init(_ db: any SQLDatabase) {
         self.db = db
+        self.auditHead = nil
+    }
+
+    init(_ db: any SQLDatabase, auditHead: AuditHeadCache) {
+        self.db = db
+        self.auditHead = auditHead
     }
 
     // MARK: Issuers
@@ -330,9 +340,15 @@ public struct SQLSession: StoreSession {
 
     @discardableResult
     public func appendAudit(_ draft: AuditDraft) async throws -> AuditEntry {
-        let last = try await db.raw("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").first()
-        let seq = (try last?.decode(column: "seq", as: Int64.self) ?? 0) + 1
-        let prevHash = try last?.decode(column: "hash", as: String.self) ?? AuditChain.genesis
+        let previous: (seq: Int64, hash: String)
+        if let cached = auditHead?.value {
+            previous = cached
+        } else {
+            let last = try await db.raw("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").first()
+            previous = (try last?.decode(column: "seq", as: Int64.self) ?? 0, try last?.decode(column: "hash", as: String.self) ?? AuditChain.genesis)
+        }
+        let seq = previous.seq + 1
+        let prevHash = previous.hash
         let timeMs = Int64((draft.time.timeIntervalSince1970 * 1000).rounded())
         let time = Date(timeIntervalSince1970: Double(timeMs) / 1000)
         let details = AuditChain.canonicalDetails(draft.details)
@@ -342,6 +358,7 @@ public struct SQLSession: StoreSession {
             VALUES (\(bind: seq), \(bind: timeMs), \(bind: draft.actor), \(bind: draft.action), \(bind: draft.object), \(bind: details),
                 \(bind: prevHash), \(bind: hash))
             """).run()
+        auditHead?.value = (seq, hash)
         return AuditEntry(seq: seq, time: time, actor: draft.actor, action: draft.action, object: draft.object, details: details, prevHash: prevHash, hash: hash)
     }
 
@@ -390,4 +407,10 @@ extension SQLSession {
     public func execute(unsafeSQL sql: String) async throws {
         try await db.raw(SQLQueryString(sql)).run()
     }
+}
+
+/// The audit chain head within one write transaction.
+/// @unchecked Sendable: used only by the write queue's single drain task.
+final class AuditHeadCache: @unchecked Sendable {
+    var value: (seq: Int64, hash: String)?
 }

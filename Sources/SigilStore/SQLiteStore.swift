@@ -109,8 +109,13 @@ actor WriteQueue {
         draining = false
     }
 
+    private let auditHead = AuditHeadCache()
+
     private func commit(_ batch: [Job]) async {
-        let session = SQLSession(db)
+        // BEGIN IMMEDIATE holds the write lock until COMMIT, so no other process can
+        // append to the chain in between: the head read once stays valid.
+        auditHead.value = nil
+        let session = SQLSession(db, auditHead: auditHead)
         do {
             // IMMEDIATE takes the write lock now, so other processes wait (busy_timeout)
             // instead of failing at COMMIT.
@@ -133,6 +138,8 @@ actor WriteQueue {
                     _ = try? await db.raw("ROLLBACK TO sigil_op").run()
                     _ = try? await db.raw("RELEASE sigil_op").run()
                 }
+                // The rolled-back operation may have moved the head; read it again next time.
+                auditHead.value = nil
                 results.append(.failure(error))
             }
         }
@@ -141,6 +148,7 @@ actor WriteQueue {
             batch[0].continuation.resume(throwing: error)
             return
         }
+        auditHead.value = nil
         do {
             try await db.raw("COMMIT").run()
         } catch {

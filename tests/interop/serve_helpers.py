@@ -69,6 +69,7 @@ class SigilServer:
         self.out_path = logdir / f"{name}-{n}.out"
         self.err_path = logdir / f"{name}-{n}.err"
         self.proc: Optional[subprocess.Popen] = None
+        self.sessions: list = []
         self.match: Optional[re.Match] = None
         self.returncode: Optional[int] = None
 
@@ -117,6 +118,11 @@ class SigilServer:
         (negative: killed by that signal). Records `self.stopped_in` (seconds) and `self.killed`."""
         self.killed = False
         self.stopped_in = 0.0
+        # Close this test's idle keep-alive connections first: the server waits up to 5 s for a
+        # TLS close_notify from each idle client (NIOSSL's shutdownTimeout), which would only
+        # slow the tests down. test_sigterm_with_idle_keepalive_client measures that wait.
+        for api in self.sessions:
+            api.close()
         if self.proc is None:
             return None
         if self.proc.poll() is None:
@@ -179,19 +185,23 @@ class SigilServer:
     def root_pem(self) -> Path:
         return Path(self.match.group("root"))
 
-    def session(self, token: Optional[str] = None) -> "API":
-        return API(self.url, self.root_pem, token)
+    def session(self, token: Optional[str] = None, track: bool = True, keepalive: bool = False) -> "API":
+        api = API(self.url, self.root_pem, token, keepalive=keepalive)
+        if track:
+            self.sessions.append(api)
+        return api
 
 
 class API(requests.Session):
     """A requests session that verifies the server against Sigil's root (and only that: the
     machine's REQUESTS_CA_BUNDLE would override `verify` unless trust_env is off)."""
 
-    def __init__(self, base: str, root_pem: Path, token: Optional[str] = None):
+    def __init__(self, base: str, root_pem: Path, token: Optional[str] = None, keepalive: bool = False):
         super().__init__()
         self.trust_env = False
         self.verify = str(root_pem)
         self.base = base
+        self.keepalive = keepalive
         if token:
             self.headers["Authorization"] = f"Bearer {token}"
 
@@ -199,7 +209,32 @@ class API(requests.Session):
         kw.setdefault("timeout", 60)
         if url.startswith("/"):
             url = self.base + url
-        return super().request(method, url, *args, **kw)
+        r = super().request(method, url, *args, **kw)
+        if not self.keepalive and not kw.get("stream"):
+            # One connection per request, closed by us: an idle TLS connection (pooled, or kept
+            # open by a response object the test still holds) delays the server's exit by 5 s.
+            # (Not `Connection: close`: the server does not echo it, so urllib3 would reuse a
+            # connection the server is closing.)
+            _ = r.content
+            r.close()
+            self.drop_connections()
+        return r
+
+    def drop_connections(self) -> None:
+        """Close every pooled connection now (Session.close() leaves them to the GC here)."""
+        for adapter in self.adapters.values():
+            pm = getattr(adapter, "poolmanager", None)
+            if pm is None:
+                continue
+            for key in list(pm.pools.keys()):
+                pool = pm.pools.get(key)
+                if pool is not None:
+                    pool.close()
+            pm.clear()
+
+    def close(self) -> None:
+        self.drop_connections()
+        super().close()
 
 
 def show(r: requests.Response) -> str:

@@ -35,9 +35,15 @@ EXPECTED_SANS = {
 }
 
 
-def hierarchy(home: CAHome, tmp_path):
+# The default intermediate is a TLS CA (EKU serverAuth, clientAuth), and relying parties chain
+# EKU, so Sigil refuses S/MIME and code-signing certificates from it; those come from an
+# intermediate made with `--eku none`. A sub-CA cannot come from the pathLen-0 intermediate.
+ISSUER_FOR = {"email": "any-purpose", "code-signing": "any-purpose", "sub-ca": "root"}
+
+
+def hierarchy(home: CAHome, tmp_path, issuer: str = "intermediate"):
     root_p = home.ca_pem("root", tmp_path / "root.pem")
-    int_p = home.ca_pem("intermediate", tmp_path / "intermediate.pem")
+    int_p = home.ca_pem(issuer, tmp_path / f"{issuer}.pem")
     return root_p, int_p, load_cert(root_p), load_cert(int_p)
 
 
@@ -77,8 +83,9 @@ def check_revocation_urls(cert: x509.Certificate, issuer_name: str) -> None:
 def test_profile_issuance_matrix(ca_home, leaf_csrs, tmp_path, profile, kt):
     csr_p = leaf_csrs.csr(profile, kt)
     leaf_p = tmp_path / "leaf.pem"
-    info = ca_home.issue(csr_p, profile, leaf_p, *EXTRA_ARGS.get(profile, []))
-    root_p, int_p, root, inter = hierarchy(ca_home, tmp_path)
+    issuer = ISSUER_FOR.get(profile, "intermediate")
+    info = ca_home.issue(csr_p, profile, leaf_p, *EXTRA_ARGS.get(profile, []), "--issuer", issuer)
+    root_p, int_p, root, inter = hierarchy(ca_home, tmp_path, issuer)
 
     # openssl builds and checks the chain
     good, out = openssl_verify(root_p, leaf_p, int_p)
@@ -130,7 +137,7 @@ def test_profile_issuance_matrix(ca_home, leaf_csrs, tmp_path, profile, kt):
         assert nocheck is not None, "no id-pkix-ocsp-nocheck"
         assert not nocheck.critical
     else:
-        check_revocation_urls(leaf, "intermediate")
+        check_revocation_urls(leaf, issuer)
     if profile == "tls-server":
         pol = ext(leaf, x509.CertificatePolicies)
         assert pol is not None and DV_POLICY in [p.policy_identifier.dotted_string for p in pol.value]
@@ -154,9 +161,9 @@ def test_profile_issuance_matrix(ca_home, leaf_csrs, tmp_path, profile, kt):
     if profile == "ocsp-signing":
         assert "OCSP No Check" in text
     else:
-        assert f"URI:{PUBLIC_URL}/crl/intermediate.crl" in (text_ext_block(text, "X509v3 CRL Distribution Points") or ""), text
+        assert f"URI:{PUBLIC_URL}/crl/{issuer}.crl" in (text_ext_block(text, "X509v3 CRL Distribution Points") or ""), text
         aia = text_ext_block(text, "Authority Information Access") or ""
-        assert f"OCSP - URI:{PUBLIC_URL}/ocsp" in aia and f"CA Issuers - URI:{PUBLIC_URL}/ca/intermediate.crt" in aia, text
+        assert f"OCSP - URI:{PUBLIC_URL}/ocsp" in aia and f"CA Issuers - URI:{PUBLIC_URL}/ca/{issuer}.crt" in aia, text
     if profile == "tls-server":
         assert f"Policy: {DV_POLICY}" in text
 
@@ -179,8 +186,9 @@ def test_leaf_passes_openssl_purpose_check(ca_home, leaf_csrs, tmp_path, profile
     """A certificate issued under a profile is usable for that purpose by an EKU-chaining
     relying party (openssl verify -purpose), with the default hierarchy."""
     leaf_p = tmp_path / "leaf.pem"
-    ca_home.issue(leaf_csrs.csr(profile, "ec:P-256"), profile, leaf_p)
-    root_p, int_p, _, _ = hierarchy(ca_home, tmp_path)
+    issuer = ISSUER_FOR.get(profile, "intermediate")
+    ca_home.issue(leaf_csrs.csr(profile, "ec:P-256"), profile, leaf_p, "--issuer", issuer)
+    root_p, int_p, _, _ = hierarchy(ca_home, tmp_path, issuer)
     good, out = openssl_verify(root_p, leaf_p, int_p, purpose=purpose)
     assert good, out
 
@@ -468,3 +476,11 @@ def test_pkilint_gate_is_live(tmp_path):
                "-keyout", tmp_path / "bad.key", "-subj", "/CN=host.internal", "-days", "825", "-out", out)
     code, text = pkilint("lint_cabf_serverauth_cert", "lint", "-t", "DV-FINAL-CERTIFICATE", "-s", "ERROR", out)
     assert code > 0 and "(ERROR)" in text, text
+
+
+def test_tls_intermediate_refuses_email_with_a_reason(ca_home, leaf_csrs, tmp_path):
+    """EKU chaining: the default (TLS) intermediate cannot certify S/MIME keys; Sigil says why."""
+    p = ca_home.sign(leaf_csrs.csr("email", "ec:P-256"), "--profile", "email", "--out", tmp_path / "leaf.pem")
+    assert p.returncode == 1, describe(p)
+    assert "may only issue serverAuth, clientAuth" in p.stderr, describe(p)
+    assert not (tmp_path / "leaf.pem").exists()
