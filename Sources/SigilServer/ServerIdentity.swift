@@ -23,7 +23,9 @@ public final class ServerIdentity: Sendable {
         self.authority = authority
         self.names = names.isEmpty ? ["localhost", "127.0.0.1"] : names
         self.days = days
-        let roots = try await authority.issuers().filter(\.isRoot).map { try NIOSSLCertificate(bytes: Array($0.certificatePEM.utf8), format: .pem) }
+        // Client certificates arrive without their chain, so the intermediates are here too.
+        let roots = try await authority.issuers().filter { !$0.certificatePEM.isEmpty }
+            .map { try NIOSSLCertificate(bytes: Array($0.certificatePEM.utf8), format: .pem) }
         self.clientTrustRoots = roots
         try await renew()
     }

@@ -15,19 +15,22 @@
 #       revokes every REVOKE_EVERY-th (keyCompromise); `openssl ocsp -index index.txt` gets an index.txt
 #       with the same serials and statuses, sigil's intermediate as -CA, and a delegated responder
 #       certificate that sigil issued (ocsp-signing profile) as -rsigner, as in peers/openssl-ocsp.sh.
-#       Same client for every scenario: wrk (1 thread, CONCURRENCY connections, DURATION seconds) with a
-#       Lua script that POSTs three pre-built DER requests round-robin (good, revoked, unknown serial)
-#       and counts every body whose OCSPResponseStatus is not successful as an error. Each responder's
-#       answers to the three requests are checked once (status, signature) before it is loaded.
-#       Scenarios: sigil --ocsp-signer delegated (keep-alive; a new TCP connection per request, as the
-#       openssl responder forces; requests with a nonce, i.e. a fresh signature each), sigil
-#       --ocsp-signer ca (keep-alive), openssl ocsp (no nonce; nonce), openssl ocsp -multi 2.
+#       Same client for every scenario: a Python asyncio client (CONCURRENCY connections, DURATION
+#       seconds) that POSTs three pre-built DER requests round-robin (good, revoked, unknown serial) and
+#       counts every body whose OCSPResponseStatus is not successful as an error; its own CPU use is
+#       printed, so a client-bound row shows. (wrk cannot load the peer: it opens and closes a probe
+#       connection first, which sends `openssl ocsp` 3.0 into its 100%-CPU loop; a wrk keep-alive row
+#       for sigil alone is added when wrk is installed.) Each responder's answers to the three requests
+#       are checked once (status, signature, nonce echo) before it is loaded.
+#       Scenarios: sigil --ocsp-signer delegated (a new TCP connection per request, as the openssl
+#       responder forces; the same with a nonce, i.e. a fresh signature per response; keep-alive),
+#       sigil --ocsp-signer ca (keep-alive), openssl ocsp (no nonce; nonce), openssl ocsp -multi 2.
 #       The responder's CPU time per response is read from /proc/PID/stat (less sensitive to load).
 #
 # Env knobs:
 #   N (1000000)            revoked CRL entries for (a)            REPS (1) timed runs per CRL tool (median)
 #   N_CERTS (1000)         certificates for (b)                   REVOKE_EVERY (10)
-#   DURATION (20)          seconds per OCSP scenario              CONCURRENCY (4) wrk connections
+#   DURATION (20)          seconds per OCSP scenario              CONCURRENCY (4) client connections
 #   SKIP_CRL=1 / SKIP_OCSP=1   skip a part
 #   SKIP_BUILD=1           use the existing .build/release binaries (else: two `swift build -c release` runs)
 #   SIGIL_BIN, SIGIL_BENCH_BIN   binaries to time (default .build/release/{sigil,sigil-bench}; copied first)
@@ -50,7 +53,7 @@ need_apt() { # need_apt <binary> <package>
 # ---- stage 0 (outside the namespace: installs and builds may need the network)
 if [[ -z "${BENCH_IN_NETNS:-}" ]]; then
   need_apt openssl openssl
-  need_apt wrk wrk
+  command -v wrk >/dev/null 2>&1 || apt-get install -y --no-install-recommends wrk >/dev/null 2>&1 || true  # optional
   need_apt unshare util-linux
   need_apt ip iproute2
   [[ -x /usr/bin/time ]] || need_apt /usr/bin/time time
@@ -122,7 +125,7 @@ LUA
 
 status=0
 "$BENCH_PY" - <<'PY' || status=$?
-import datetime as dt, http.client, json, os, re, signal, socket, statistics, subprocess, sys, time
+import datetime as dt, http.client, json, os, re, shutil, signal, socket, statistics, subprocess, sys, time
 from pathlib import Path
 
 E = os.environ
@@ -436,13 +439,72 @@ def part_ocsp():
                 assert any(e.oid.dotted_string == "1.3.6.1.5.5.7.48.1.2" for e in resp.extensions), (who, "no nonce echoed")
         print(f"  {who}: good/revoked/unknown answered correctly, signatures verify ({'delegated' if signer is not int_cert else 'CA'} signer)")
 
-    def wrk(port, path, nonce, close, pid, label):
+    def status_byte(body):  # OCSPResponse ::= SEQUENCE { responseStatus ENUMERATED, ... }
+        if len(body) < 5 or body[0] != 0x30:
+            return None
+        p = 2 + (body[1] - 0x80 if body[1] >= 0x80 else 0)
+        if body[p] != 0x0A or body[p + 1] != 0x01:
+            return None
+        return body[p + 2]
+
+    def load(port, path, nonce, keepalive, pid, label):
+        """The same client for every responder: asyncio, CONC connections, DURATION s, the three requests
+        round-robin; keepalive=False opens a new TCP connection per request ("Connection: close")."""
+        import asyncio, resource
+        bodies = [reqs[(l, nonce)].read_bytes() for l in ("good", "revoked", "unknown")]
+        wire = [(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/ocsp-request\r\n"
+                 f"Content-Length: {len(b)}\r\n{'' if keepalive else 'Connection: close' + chr(13) + chr(10)}\r\n").encode() + b
+                for b in bodies]
+        lat, counts = [], {"ok": 0, "bad": 0, "error": 0}
+
+        async def worker(k, stop_at):
+            i, conn = k, None
+            while time.perf_counter() < stop_at:
+                t0 = time.perf_counter()
+                try:
+                    if conn is None:
+                        conn = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
+                    reader, writer = conn
+                    writer.write(wire[i % 3]); i += 1
+                    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+                    m = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
+                    body = await asyncio.wait_for(reader.readexactly(int(m.group(1))), 5) if m else \
+                        await asyncio.wait_for(reader.read(), 5)
+                    ok = head.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200")) and status_byte(body) == 0
+                    if not keepalive or not m:
+                        writer.close(); conn = None
+                    lat.append(time.perf_counter() - t0)
+                    counts["ok" if ok else "bad"] += 1
+                except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError, AttributeError):
+                    counts["error"] += 1
+                    if conn is not None:
+                        conn[1].close(); conn = None
+            if conn is not None:
+                conn[1].close()
+
+        async def main():
+            stop_at = time.perf_counter() + DURATION
+            await asyncio.gather(*(worker(k, stop_at) for k in range(CONC)))
+
+        cpu0, r0, t0 = proc_cpu_ms(pid), resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        asyncio.run(main())
+        el, cpu1, r1 = time.perf_counter() - t0, proc_cpu_ms(pid), resource.getrusage(resource.RUSAGE_SELF)
+        client_cpu = (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) / el * 100
+        q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [0.0] * 99
+        errors = counts["bad"] + counts["error"]
+        row = dict(label=label, rps=counts["ok"] / el, p50=q[49] * 1e3, p99=q[98] * 1e3, ok=counts["ok"], errors=errors,
+                   detail=f"bad={counts['bad']} io={counts['error']}", cpu=(cpu1 - cpu0) / max(1, counts["ok"] + counts["bad"]),
+                   client=client_cpu)
+        print(f"  {label:56} {row['rps']:7.0f} resp/s  p50 {row['p50']:.2f} ms  p99 {row['p99']:.2f} ms  errors {errors} "
+              f"({row['detail']})  server CPU {row['cpu']:.3f} ms/resp  client CPU {client_cpu:.0f}%")
+        return row
+
+    def wrk(port, path, nonce, pid, label):
+        """Supplementary, sigil only (keep-alive): wrk opens and closes a probe connection before its run,
+        which sends `openssl ocsp` 3.0 into its 100%-CPU loop, so it cannot load the peer."""
         files = [reqs[(l, nonce)] for l in ("good", "revoked", "unknown")]
         args = ["wrk", "-t1", f"-c{CONC}", f"-d{DURATION}s", "--timeout", "5s", "-s", WORK / "ocsp.lua",
-                "-H", "Content-Type: application/ocsp-request"]
-        if close:
-            args += ["-H", "Connection: close"]
-        args += [f"http://127.0.0.1:{port}{path}", "--", *files]
+                "-H", "Content-Type: application/ocsp-request", f"http://127.0.0.1:{port}{path}", "--", *files]
         cpu0 = proc_cpu_ms(pid)
         p = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=DURATION + 120)
         cpu1 = proc_cpu_ms(pid)
@@ -451,26 +513,27 @@ def part_ocsp():
             sys.exit(f"wrk failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
         v = {k: int(x) for k, x in (kv.split("=") for kv in m.group(1).split())}
         errors = v["bad"] + v["connect"] + v["read"] + v["write"] + v["timeout"]
-        rps = v["ok"] / (v["duration_us"] / 1e6)
-        row = dict(label=label, rps=rps, p50=v["p50_us"] / 1000, p99=v["p99_us"] / 1000, ok=v["ok"], errors=errors,
-                   detail=f"bad={v['bad']} connect={v['connect']} read={v['read']} write={v['write']} timeout={v['timeout']}",
-                   cpu=(cpu1 - cpu0) / max(1, v["ok"] + v["bad"]))
-        print(f"  {label:52} {rps:9.0f} resp/s  p50 {row['p50']:.2f} ms  p99 {row['p99']:.2f} ms  "
+        row = dict(label=label, rps=v["ok"] / (v["duration_us"] / 1e6), p50=v["p50_us"] / 1000, p99=v["p99_us"] / 1000,
+                   ok=v["ok"], errors=errors, cpu=(cpu1 - cpu0) / max(1, v["ok"] + v["bad"]), client=float("nan"),
+                   detail=f"bad={v['bad']} connect={v['connect']} read={v['read']} write={v['write']} timeout={v['timeout']}")
+        print(f"  {label:56} {row['rps']:7.0f} resp/s  p50 {row['p50']:.2f} ms  p99 {row['p99']:.2f} ms  "
               f"errors {errors} ({row['detail']})  server CPU {row['cpu']:.3f} ms/resp")
         return row
 
     rows = []
     check(hport, "/ocsp", "sigil --ocsp-signer delegated")
-    rows.append(wrk(hport, "/ocsp", False, False, p.pid, "sigil delegated, keep-alive, no nonce"))
-    rows.append(wrk(hport, "/ocsp", False, True, p.pid, "sigil delegated, new connection/request, no nonce"))
-    rows.append(wrk(hport, "/ocsp", True, True, p.pid, "sigil delegated, new connection/request, nonce"))
+    rows.append(load(hport, "/ocsp", False, False, p.pid, "sigil delegated, new connection/request, no nonce"))
+    rows.append(load(hport, "/ocsp", True, False, p.pid, "sigil delegated, new connection/request, nonce"))
+    rows.append(load(hport, "/ocsp", False, True, p.pid, "sigil delegated, keep-alive, no nonce"))
+    if shutil.which("wrk"):
+        rows.append(wrk(hport, "/ocsp", False, p.pid, "sigil delegated, keep-alive, no nonce [wrk]"))
     alive = p.poll() is None
     stop(p)
     if not alive:
         sys.exit("sigil serve died during the load")
     p, _, _ = start_sigil("ca")
     check(hport, "/ocsp", "sigil --ocsp-signer ca")
-    rows.append(wrk(hport, "/ocsp", False, False, p.pid, "sigil ca signer, keep-alive, no nonce"))
+    rows.append(load(hport, "/ocsp", False, True, p.pid, "sigil ca signer, keep-alive, no nonce"))
     stop(p)
 
     oport = free_port()
@@ -484,19 +547,18 @@ def part_ocsp():
         return p
     p = start_openssl()
     check(oport, "/", "openssl ocsp")
-    rows.append(wrk(oport, "/", False, True, p.pid, "openssl ocsp (closes every connection), no nonce"))
-    stop(p)
-    p = start_openssl()
-    rows.append(wrk(oport, "/", True, True, p.pid, "openssl ocsp (closes every connection), nonce"))
+    rows.append(load(oport, "/", False, False, p.pid, "openssl ocsp (closes every connection), no nonce"))
+    rows.append(load(oport, "/", True, False, p.pid, "openssl ocsp (closes every connection), nonce"))
     stop(p)
     p = start_openssl("-multi", "2")
-    rows.append(wrk(oport, "/", False, True, p.pid, "openssl ocsp -multi 2, no nonce"))
+    rows.append(load(oport, "/", False, False, p.pid, "openssl ocsp -multi 2, no nonce"))
     stop(p)
 
-    print(f"\n{'OCSP responder (wrk -t1 -c' + str(CONC) + ', ' + str(DURATION) + ' s)':56} {'resp/s':>9} {'p50 ms':>8} "
-          f"{'p99 ms':>8} {'errors':>7} {'CPU ms/resp':>12}")
+    print(f"\n{'OCSP responder (asyncio client, ' + str(CONC) + ' connections, ' + str(DURATION) + ' s)':62} {'resp/s':>8} "
+          f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>7} {'srv CPU ms/resp':>15} {'client CPU':>10}")
     for r in rows:
-        print(f"{r['label']:56} {r['rps']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['errors']:7d} {r['cpu']:12.3f}")
+        print(f"{r['label']:62} {r['rps']:8.0f} {r['p50']:7.2f} {r['p99']:7.2f} {r['errors']:7d} {r['cpu']:15.3f} "
+              f"{'' if r['client'] != r['client'] else format(r['client'], '.0f') + '%':>10}")
     by = {r["label"]: r for r in rows}
     s_close = by["sigil delegated, new connection/request, no nonce"]
     s_keep = by["sigil delegated, keep-alive, no nonce"]
@@ -509,12 +571,13 @@ def part_ocsp():
                         ("sigil / openssl, nonce (a signature per response)", s_nonce, o_nonce),
                         ("sigil keep-alive / openssl", s_keep, o_plain),
                         ("sigil new connection / openssl -multi 2", s_close, o_multi)):
-        print(f"{label:56} {a['rps'] / b['rps']:8.2f}x resp/s   CPU/resp {a['cpu'] / b['cpu']:.2f}x")
+        print(f"{label:62} {a['rps'] / b['rps']:6.2f}x resp/s   server CPU/resp {a['cpu'] / b['cpu']:.2f}x")
     results.extend([
         f"RESULT openssl_ocsp_responses_per_s={o_plain['rps']:.0f} responses/s",
         f"RESULT openssl_ocsp_nonce_responses_per_s={o_nonce['rps']:.0f} responses/s",
         f"RESULT sigil_ocsp_keepalive_responses_per_s={s_keep['rps']:.0f} responses/s",
         f"RESULT sigil_ocsp_nonce_responses_per_s={s_nonce['rps']:.0f} responses/s",
+        f"RESULT sigil_ocsp_p99_ms={s_close['p99']:.2f} ms",
         f"RESULT sigil_ocsp_errors={sum(r['errors'] for r in rows if r['label'].startswith('sigil'))}",
         f"RESULT sigil_over_openssl_ocsp={s_close['rps'] / o_plain['rps']:.3f}",
         f"RESULT sigil_ocsp_responses_per_s={s_close['rps']:.0f} responses/s",
