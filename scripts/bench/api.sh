@@ -28,6 +28,7 @@
 #   READ_LIMIT (50)    page size for scenario (b)
 #   CFSSL_TLS (1)      0: cfssl over plain HTTP instead of HTTPS
 #   SKIP_BUILD=1       use the existing .build/release/sigil;  SIGIL_BIN: use this binary
+#   SIGIL_LOG_LEVEL    passed to sigil serve (default info: one line per request, as cfssl logs)
 # Last line: RESULT api_issue_ratio_sigil_over_cfssl=<certs/s ratio>
 set -euo pipefail
 

@@ -38,6 +38,8 @@ PROFILE_KEY_TYPES = {
     "sub-ca": CLASSICAL_LEAF,
 }
 APPROVAL_PROFILES = {"code-signing", "sub-ca"}
+ANY_PURPOSE = "any-purpose"
+NON_TLS_PROFILES = {"email", "code-signing"}
 
 # `sigil csr new` arguments (besides the key) for a CSR each profile accepts.
 PROFILE_CSR_ARGS = {
@@ -118,13 +120,24 @@ class CAHome:
         return self.json("ca", "init", *extra, "--passphrase-env", PW_ENV, prefix=prefix)
 
     def init_intermediate(self, *extra, prefix: tuple = ()) -> dict:
-        return self.json("ca", "init", "--intermediate", *extra, "--passphrase-env", PW_ENV, prefix=prefix)
+        made = self.json("ca", "init", "--intermediate", *extra, "--passphrase-env", PW_ENV, prefix=prefix)
+        if "--name" not in extra and "--eku" not in extra:
+            # The default intermediate is a TLS CA (EKU serverAuth, clientAuth): relying parties
+            # chain EKU, so Sigil refuses S/MIME and code-signing certificates from it. Those
+            # profiles are issued from an intermediate without EKU restrictions (see `sign`).
+            self.json("ca", "init", "--intermediate", "--name", ANY_PURPOSE, "--eku", "none",
+                      "--subject", "/C=US/O=Sigil/CN=Sigil Any-Purpose CA", "--passphrase-env", PW_ENV, prefix=prefix)
+        return made
 
     def ca_pem(self, name: str, out: Path) -> Path:
         out.write_text(self.ok("ca", "show", name, "--pem").stdout)
         return out
 
     def sign(self, csr: Path, *extra, **kw) -> subprocess.CompletedProcess:
+        extra = tuple(str(e) for e in extra)
+        if "--issuer" not in extra and "--profile" in extra and extra[extra.index("--profile") + 1] in NON_TLS_PROFILES \
+                and (self.path / "sigil.db").exists() and ANY_PURPOSE in self.run("ca", "list").stdout:
+            extra = (*extra, "--issuer", ANY_PURPOSE)
         return self.run("ca", "sign", csr, *extra, "--passphrase-env", PW_ENV, **kw)
 
     def approve(self, request_id: str, *extra) -> subprocess.CompletedProcess:

@@ -137,8 +137,6 @@ def ca_template(tmp_path_factory) -> CAHome:
     home = CAHome(tmp_path_factory.mktemp("ca-template") / "home")
     home.init_root()
     home.init_intermediate()
-    # For S/MIME and code signing: an intermediate without EKU restrictions.
-    home.init_intermediate("--name", "any-purpose", "--eku", "none", "--subject", "/C=US/O=Sigil/CN=Sigil Any-Purpose CA")
     return home
 
 

@@ -480,7 +480,7 @@ def test_pkilint_gate_is_live(tmp_path):
 
 def test_tls_intermediate_refuses_email_with_a_reason(ca_home, leaf_csrs, tmp_path):
     """EKU chaining: the default (TLS) intermediate cannot certify S/MIME keys; Sigil says why."""
-    p = ca_home.sign(leaf_csrs.csr("email", "ec:P-256"), "--profile", "email", "--out", tmp_path / "leaf.pem")
+    p = ca_home.sign(leaf_csrs.csr("email", "ec:P-256"), "--profile", "email", "--issuer", "intermediate", "--out", tmp_path / "leaf.pem")
     assert p.returncode == 1, describe(p)
     assert "may only issue serverAuth, clientAuth" in p.stderr, describe(p)
     assert not (tmp_path / "leaf.pem").exists()
