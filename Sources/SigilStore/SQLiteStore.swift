@@ -110,55 +110,73 @@ actor WriteQueue {
     }
 
     private let auditHead = AuditHeadCache()
-
+    /// Runs a batch in one transaction. Optimistic: no savepoints; if any job fails,
+    /// the whole transaction is rolled back and each job runs again alone, so a
+    /// failing job fails by itself and the others still commit.
     private func commit(_ batch: [Job]) async {
-        // BEGIN IMMEDIATE holds the write lock until COMMIT, so no other process can
-        // append to the chain in between: the head read once stays valid.
-        auditHead.value = nil
-        let session = SQLSession(db, auditHead: auditHead)
+        if batch.count == 1 {
+            let result = await runAlone(batch[0])
+            batch[0].continuation.resume(with: result)
+            return
+        }
         do {
-            // IMMEDIATE takes the write lock now, so other processes wait (busy_timeout)
-            // instead of failing at COMMIT.
-            try await db.raw("BEGIN IMMEDIATE").run()
+            try await begin()
         } catch {
             let failure = StoreError(.unavailable, "the database is busy or unavailable: \(error)")
             batch.forEach { $0.continuation.resume(throwing: failure) }
             return
         }
-        var results: [Result<any Sendable, any Error>] = []
-        results.reserveCapacity(batch.count)
+        let session = SQLSession(db, auditHead: auditHead)
+        var values: [any Sendable] = []
+        values.reserveCapacity(batch.count)
+        var failed = false
         for job in batch {
             do {
-                if batch.count > 1 { try await db.raw("SAVEPOINT sigil_op").run() }
-                let value = try await job.body(session)
-                if batch.count > 1 { try await db.raw("RELEASE sigil_op").run() }
-                results.append(.success(value))
+                values.append(try await job.body(session))
             } catch {
-                if batch.count > 1 {
-                    _ = try? await db.raw("ROLLBACK TO sigil_op").run()
-                    _ = try? await db.raw("RELEASE sigil_op").run()
-                }
-                // The rolled-back operation may have moved the head; read it again next time.
-                auditHead.value = nil
-                results.append(.failure(error))
+                failed = true
+                break
             }
         }
-        if batch.count == 1, case .failure(let error) = results[0] {
-            _ = try? await db.raw("ROLLBACK").run()
-            batch[0].continuation.resume(throwing: error)
-            return
+        if !failed {
+            auditHead.value = nil
+            do {
+                try await db.raw("COMMIT").run()
+                for (job, value) in zip(batch, values) { job.continuation.resume(returning: value) }
+                return
+            } catch {
+                // Fall through: retry each job alone.
+            }
         }
+        _ = try? await db.raw("ROLLBACK").run()
         auditHead.value = nil
+        for job in batch {
+            job.continuation.resume(with: await runAlone(job))
+        }
+    }
+
+    private func begin() async throws {
+        // IMMEDIATE takes the write lock now, so other processes wait (busy_timeout)
+        // instead of failing at COMMIT; it also keeps the audit head valid until COMMIT.
+        auditHead.value = nil
+        try await db.raw("BEGIN IMMEDIATE").run()
+    }
+
+    private func runAlone(_ job: Job) async -> Result<any Sendable, any Error> {
         do {
+            try await begin()
+        } catch {
+            return .failure(StoreError(.unavailable, "the database is busy or unavailable: \(error)"))
+        }
+        do {
+            let value = try await job.body(SQLSession(db, auditHead: auditHead))
+            auditHead.value = nil
             try await db.raw("COMMIT").run()
+            return .success(value)
         } catch {
             _ = try? await db.raw("ROLLBACK").run()
-            let failure = StoreError(.failed, "commit failed: \(error)")
-            batch.forEach { $0.continuation.resume(throwing: failure) }
-            return
-        }
-        for (job, result) in zip(batch, results) {
-            job.continuation.resume(with: result)
+            auditHead.value = nil
+            return .failure(error)
         }
     }
 
