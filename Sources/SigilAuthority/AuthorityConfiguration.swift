@@ -8,13 +8,22 @@ public struct AuthorityConfiguration: Sendable {
     public var httpPublicURL: String
     /// Profiles by name: the built-ins with the configuration's overrides applied.
     public var profiles: [String: CertificateProfile]
+    /// CRL shards per issuer (1: one CRL). With more, each end-entity certificate is
+    /// assigned a shard at issuance and carries that shard's URL, so no relying party
+    /// downloads every revocation (as Let's Encrypt partitions its CRLs).
+    public var crlShards: Int
 
-    public init(httpPublicURL: String = "http://127.0.0.1:8080", profiles: [String: CertificateProfile] = CertificateProfile.builtIn) {
+    public init(httpPublicURL: String = "http://127.0.0.1:8080", profiles: [String: CertificateProfile] = CertificateProfile.builtIn, crlShards: Int = 1) {
+        self.crlShards = max(1, crlShards)
         self.httpPublicURL = httpPublicURL.hasSuffix("/") ? String(httpPublicURL.dropLast()) : httpPublicURL
         self.profiles = profiles
     }
 
     public func crlURL(issuer: String) -> String { "\(httpPublicURL)/crl/\(issuer).crl" }
+    public func crlURL(issuer: String, shard: Int?) -> String {
+        guard let shard else { return crlURL(issuer: issuer) }
+        return "\(httpPublicURL)/crl/\(issuer)/\(shard).crl"
+    }
     public var ocspURL: String { "\(httpPublicURL)/ocsp" }
     public func caIssuersURL(issuer: String) -> String { "\(httpPublicURL)/ca/\(issuer).crt" }
 

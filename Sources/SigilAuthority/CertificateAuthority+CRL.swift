@@ -11,7 +11,7 @@ extension CertificateAuthority {
     /// Builds, signs and stores a new CRL for `issuerName` with the next CRL number.
     /// Entries are read in pages and encoded as they arrive (bounded memory).
     @discardableResult
-    public func generateCRL(issuer issuerName: String, actor: String) async throws -> CRLRecord {
+    public func generateCRL(issuer issuerName: String, shard: Int? = nil, actor: String) async throws -> CRLRecord {
         let record = try await issuer(issuerName)
         guard record.status == .active else { throw SigilError.badInput("CA '\(issuerName)' cannot sign CRLs (status \(record.status.rawValue))") }
         let signer = try signer(issuerName)
@@ -27,12 +27,12 @@ extension CertificateAuthority {
             // The root's own certificate carries no distribution point, so an IDP on the
             // root's CRL would put the root out of its scope ("different CRL scope" in
             // OpenSSL); intermediates' CRLs name the URL their certificates carry.
-            distributionPoint: record.isRoot ? nil : configuration.crlURL(issuer: issuerName))
+            distributionPoint: record.isRoot ? nil : configuration.crlURL(issuer: issuerName, shard: shard))
         var after: String?
         let pageSize = 20_000
         while true {
             let from = after
-            let page = try await store.read { try await $0.revokedEntries(issuer: issuerName, afterFingerprint: from, limit: pageSize) }
+            let page = try await store.read { try await $0.revokedEntries(issuer: issuerName, shard: shard, afterFingerprint: from, limit: pageSize) }
             if after == nil { builder.reserve(entries: page.count) }
             for entry in page {
                 try builder.append(CRLEntry(
@@ -43,11 +43,11 @@ extension CertificateAuthority {
             after = last.fingerprint
         }
         let der = try builder.sign(algorithm: signer.signatureAlgorithm, using: signer.sign)
-        let crl = CRLRecord(issuer: issuerName, number: number, thisUpdate: builder.thisUpdate, nextUpdate: builder.nextUpdate, entries: builder.count, der: der)
+        let crl = CRLRecord(issuer: Self.crlKey(issuerName, shard), number: number, thisUpdate: builder.thisUpdate, nextUpdate: builder.nextUpdate, entries: builder.count, der: der)
         try await store.write { session in
             try await session.saveCRL(crl)
             try await session.appendAudit(AuditDraft(time: now, actor: actor, action: "crl.generated", object: "crl:\(issuerName)",
-                                                     details: ["number": String(number), "entries": String(crl.entries)]))
+                                                     details: ["number": String(number), "entries": String(crl.entries), "shard": shard.map(String.init) ?? ""]))
         }
         return crl
     }
@@ -61,10 +61,16 @@ extension CertificateAuthority {
 
     /// The issuer's current CRL: the stored one while it is fresh (less than half
     /// its lifetime old), otherwise a new one.
-    public func currentCRL(issuer issuerName: String, actor: String) async throws -> CRLRecord {
-        if let stored = try await store.read({ try await $0.latestCRL(issuer: issuerName) }) {
+    public func currentCRL(issuer issuerName: String, shard: Int? = nil, actor: String) async throws -> CRLRecord {
+        let key = Self.crlKey(issuerName, shard)
+        if let stored = try await store.read({ try await $0.latestCRL(issuer: key) }) {
             if Self.isFresh(thisUpdate: stored.thisUpdate, nextUpdate: stored.nextUpdate, now: clock.now()) { return stored }
         }
-        return try await generateCRL(issuer: issuerName, actor: actor)
+        return try await generateCRL(issuer: issuerName, shard: shard, actor: actor)
+    }
+
+    /// Where a CRL is kept: the issuer's name, or `name/shard`.
+    public static func crlKey(_ issuer: String, _ shard: Int?) -> String {
+        shard.map { "\(issuer)/\($0)" } ?? issuer
     }
 }

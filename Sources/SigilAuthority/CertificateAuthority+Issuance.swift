@@ -116,8 +116,10 @@ extension CertificateAuthority {
                tags: [String], requestID: String?, approval: (actor: String, note: String?)?) async throws -> (record: CertificateRecord, certificate: X509Certificate, chain: [X509Certificate]) {
         let issuerSigner = try signer(issuerRecord.name)
         let issuerCertificate = try self.issuerCertificate(issuerRecord)
+        // The CRL shard is chosen once, at issuance, and written into the certificate.
+        let shard: Int? = configuration.crlShards > 1 && !plan.isCA && plan.revocationURLs ? Int.random(in: 0..<configuration.crlShards) : nil
         let extensions = try self.extensions(for: plan, issuerName: issuerRecord.name, issuerKey: issuerSigner.publicKey,
-                                             issuerKeyIdentifier: issuerCertificate.subjectKeyIdentifier)
+                                             issuerKeyIdentifier: issuerCertificate.subjectKeyIdentifier, crlShard: shard)
         let chain = try await self.chain(issuer: issuerRecord.name)
         for attempt in 1...3 {
             let builder = CertificateBuilder(
@@ -125,8 +127,10 @@ extension CertificateAuthority {
                 notBefore: plan.notBefore, notAfter: plan.notAfter, publicKey: plan.publicKey, extensions: extensions)
             let certificate = try builder.sign(with: issuerSigner)
             let now = clock.now()
-            let record = try CertificateRecord(certificate, issuer: issuerRecord.name, source: .issued, profile: profile.name,
+            var record = try CertificateRecord(certificate, issuer: issuerRecord.name, source: .issued, profile: profile.name,
                                                owner: owner, tags: tags, requestID: requestID, now: now)
+            record.crlShard = shard
+            let recorded = record
             do {
                 try await store.write { session in
                     if let requestID, let approval {
@@ -136,19 +140,19 @@ extension CertificateAuthority {
                         request.status = .issued
                         request.decidedAt = now
                         request.decidedBy = approval.actor
-                        request.certificateSerial = record.serial
+                        request.certificateSerial = recorded.serial
                         try await session.updateRequest(request)
                         try await session.appendAudit(AuditDraft(time: now, actor: approval.actor, action: "request.approved", object: "request:\(requestID)",
-                                                                 details: ["note": approval.note ?? "", "serial": record.serial]))
+                                                                 details: ["note": approval.note ?? "", "serial": recorded.serial]))
                     } else {
-                        try await session.appendAudit(AuditDraft(time: now, actor: requester, action: "request.received", object: "csr:\(record.subject)",
-                                                                 details: ["profile": profile.name, "names": record.sans.joined(separator: ",")]))
+                        try await session.appendAudit(AuditDraft(time: now, actor: requester, action: "request.received", object: "csr:\(recorded.subject)",
+                                                                 details: ["profile": profile.name, "names": recorded.sans.joined(separator: ",")]))
                     }
-                    try await session.insertCertificate(record)
+                    try await session.insertCertificate(recorded)
                     try await session.appendAudit(AuditDraft(
-                        time: now, actor: approval?.actor ?? requester, action: "certificate.issued", object: "certificate:\(record.serial)",
-                        details: ["issuer": issuerRecord.name, "profile": profile.name, "subject": record.subject, "sans": record.sans.joined(separator: ","),
-                                  "fingerprint": record.fingerprint, "not_after": RFC3339.string(record.notAfter),
+                        time: now, actor: approval?.actor ?? requester, action: "certificate.issued", object: "certificate:\(recorded.serial)",
+                        details: ["issuer": issuerRecord.name, "profile": profile.name, "subject": recorded.subject, "sans": recorded.sans.joined(separator: ","),
+                                  "fingerprint": recorded.fingerprint, "not_after": RFC3339.string(recorded.notAfter),
                                   "requester": requester]))
                 }
                 return (record, certificate, chain)
@@ -160,7 +164,7 @@ extension CertificateAuthority {
     }
 
     /// The extensions a plan turns into (RFC 5280 §4.2; BR §7.1.2.7 for TLS servers).
-    func extensions(for plan: IssuancePlan, issuerName: String, issuerKey: PublicKey, issuerKeyIdentifier: [UInt8]?) throws -> [Certificate.Extension] {
+    func extensions(for plan: IssuancePlan, issuerName: String, issuerKey: PublicKey, issuerKeyIdentifier: [UInt8]?, crlShard: Int? = nil) throws -> [Certificate.Extension] {
         var extensions: [Certificate.Extension] = []
         extensions.append(try Certificate.Extension(
             plan.isCA ? BasicConstraints.isCertificateAuthority(maxPathLength: plan.pathLength) : BasicConstraints.notCertificateAuthority,
@@ -179,7 +183,7 @@ extension CertificateAuthority {
         }
         if !plan.policies.isEmpty { extensions.append(try ExtraExtensions.certificatePolicies(plan.policies)) }
         if plan.revocationURLs {
-            extensions.append(try ExtraExtensions.crlDistributionPoints([configuration.crlURL(issuer: issuerName)]))
+            extensions.append(try ExtraExtensions.crlDistributionPoints([configuration.crlURL(issuer: issuerName, shard: crlShard)]))
             extensions.append(try Certificate.Extension(AuthorityInformationAccess([
                 .init(method: .ocspServer, location: .uniformResourceIdentifier(configuration.ocspURL)),
                 .init(method: .issuingCA, location: .uniformResourceIdentifier(configuration.caIssuersURL(issuer: issuerName))),

@@ -34,6 +34,7 @@ extension CertificateAuthority {
         // stored CRL is already marked stale and the next reader rebuilds it.
         if isUnlocked(record.issuer) {
             _ = try? await generateCRL(issuer: record.issuer, actor: actor)
+            if let shard = record.crlShard { _ = try? await generateCRL(issuer: record.issuer, shard: shard, actor: actor) }
         }
         return record
     }

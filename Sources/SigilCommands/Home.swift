@@ -30,11 +30,12 @@ struct SigilConfiguration: Decodable {
     var logLevel: String?
     var database: String?
     var ocspSigner: String?
+    var crlShards: Int?
     var profiles: [String: ProfileOverride]?
 
     enum CodingKeys: String, CodingKey {
         case httpPublicURL = "http_public_url", httpListen = "http_listen", listen, publicURL = "public_url", tlsNames = "tls_names"
-        case logFormat = "log_format", logLevel = "log_level", database, profiles, ocspSigner = "ocsp_signer"
+        case logFormat = "log_format", logLevel = "log_level", database, profiles, ocspSigner = "ocsp_signer", crlShards = "crl_shards"
     }
 
     static func load(home: String, file: String? = nil) throws -> SigilConfiguration {
@@ -58,7 +59,8 @@ struct SigilConfiguration: Decodable {
             profiles[name] = try override.apply(name: name, profiles: profiles)
         }
         let publicURL = httpPublicURL ?? "http://\(httpListen ?? "127.0.0.1:8080")"
-        return AuthorityConfiguration(httpPublicURL: publicURL, profiles: profiles)
+        if let shards = crlShards, !(1...1024).contains(shards) { throw SigilError.badInput("crl_shards must be between 1 and 1024") }
+        return AuthorityConfiguration(httpPublicURL: publicURL, profiles: profiles, crlShards: crlShards ?? 1)
     }
 }
 

@@ -24,17 +24,18 @@ actor CRLCache {
         self.authority = authority
     }
 
-    func crl(issuer: String) async throws -> Entry {
-        let status = try await authority.store.read { try await $0.crlStatus(issuer: issuer) }
+    func crl(issuer: String, shard: Int? = nil) async throws -> Entry {
+        let key = CertificateAuthority.crlKey(issuer, shard)
+        let status = try await authority.store.read { try await $0.crlStatus(issuer: key) }
         let now = authority.clock.now()
-        if let status, let cached = entries[issuer], cached.number == status.number,
+        if let status, let cached = entries[key], cached.number == status.number,
            CertificateAuthority.isFresh(thisUpdate: status.thisUpdate, nextUpdate: status.nextUpdate, now: now) {
             return cached
         }
-        let record = try await authority.currentCRL(issuer: issuer, actor: "sigil-server")
+        let record = try await authority.currentCRL(issuer: issuer, shard: shard, actor: "sigil-server")
         let entry = Entry(number: record.number, der: record.der, etag: "\"\(Hex.encode(SHA256.hash(data: record.der)).prefix(32))\"",
                           thisUpdate: record.thisUpdate, nextUpdate: record.nextUpdate)
-        entries[issuer] = entry
+        entries[key] = entry
         return entry
     }
 
@@ -43,6 +44,9 @@ actor CRLCache {
         guard let issuers = try? await authority.issuers() else { return }
         for issuer in issuers where issuer.status == .active && authority.isUnlocked(issuer.name) {
             _ = try? await crl(issuer: issuer.name)
+            if authority.configuration.crlShards > 1 && !issuer.isRoot {
+                for shard in 0..<authority.configuration.crlShards { _ = try? await crl(issuer: issuer.name, shard: shard) }
+            }
         }
     }
 }

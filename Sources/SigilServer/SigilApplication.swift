@@ -75,23 +75,14 @@ public enum SigilApplication {
         router.get("/crl/{file}") { request, context in
             let file = try context.parameter("file")
             guard file.hasSuffix(".crl") else { throw Problem(.notFound, "no such file") }
-            let name = String(file.dropLast(4))
-            guard let record = try await env.authority.store.read({ try await $0.issuer(named: name) }), record.status == .active else {
-                throw Problem(.notFound, "no CA named \(name)")
-            }
-            env.metrics.recordRevocationRequest(kind: "crl")
-            let crl = try await env.crls.crl(issuer: name)
-            let maxAge = max(0, min(Int(crl.nextUpdate.timeIntervalSince(env.clock.now())), 3600))
-            var headers: HTTPFields = [
-                .contentType: "application/pkix-crl", .eTag: crl.etag, .lastModified: httpDate(crl.thisUpdate),
-                .cacheControl: "public, max-age=\(maxAge), no-transform", .expires: httpDate(crl.nextUpdate),
-            ]
-            if request.headers[.ifNoneMatch] == crl.etag {
-                headers[.contentType] = nil
-                return Response(status: .notModified, headers: headers)
-            }
-            // RFC 5280 §4.2.1.13 / RFC 2585: DER over HTTP, application/pkix-crl.
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: crl.der)))
+            return try await crlResponse(request, name: String(file.dropLast(4)), shard: nil, env)
+        }
+        // Sharded CRLs: /crl/{issuer}/{shard}.crl, the URL written into each certificate.
+        router.get("/crl/{issuer}/{file}") { request, context in
+            let file = try context.parameter("file")
+            guard file.hasSuffix(".crl"), let shard = Int(file.dropLast(4)), shard >= 0, shard < env.authority.configuration.crlShards,
+                  env.authority.configuration.crlShards > 1 else { throw Problem(.notFound, "no such CRL shard") }
+            return try await crlResponse(request, name: try context.parameter("issuer"), shard: shard, env)
         }
         // RFC 6960 Appendix A.1: POST with the DER request as the body.
         router.post("/ocsp") { request, context in
@@ -160,6 +151,27 @@ public enum SigilApplication {
         }
         return Identity(name: record.commonName ?? record.serial, role: mtlsRole, allowedNames: names, token: nil)
     }
+}
+
+
+/// The issuer's (or shard's) current CRL with validators for conditional requests.
+func crlResponse(_ request: Request, name: String, shard: Int?, _ env: ServerEnvironment) async throws -> Response {
+    guard let record = try await env.authority.store.read({ try await $0.issuer(named: name) }), record.status == .active else {
+        throw Problem(.notFound, "no CA named \(name)")
+    }
+    env.metrics.recordRevocationRequest(kind: "crl")
+    let crl = try await env.crls.crl(issuer: name, shard: shard)
+    let maxAge = max(0, min(Int(crl.nextUpdate.timeIntervalSince(env.clock.now())), 3600))
+    var headers: HTTPFields = [
+        .contentType: "application/pkix-crl", .eTag: crl.etag, .lastModified: httpDate(crl.thisUpdate),
+        .cacheControl: "public, max-age=\(maxAge), no-transform", .expires: httpDate(crl.nextUpdate),
+    ]
+    if request.headers[.ifNoneMatch] == crl.etag {
+        headers[.contentType] = nil
+        return Response(status: .notModified, headers: headers)
+    }
+    // RFC 5280 §4.2.1.13 / RFC 2585: DER over HTTP, application/pkix-crl.
+    return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: crl.der)))
 }
 
 /// An OCSP answer over HTTP: always 200 with `application/ocsp-response` (the OCSP

@@ -114,6 +114,9 @@ enum Migrations {
             )
             """,
         ]),
+        (4, [
+            "ALTER TABLE certificates ADD COLUMN crl_shard INTEGER",
+        ]),
     ]
 
     static var latest: Int { all.map(\.version).max() ?? 0 }

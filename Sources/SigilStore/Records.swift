@@ -88,13 +88,15 @@ public struct CertificateRecord: Sendable, Equatable, Codable {
     public var revocationReason: Int?
     /// When the key is known or suspected to have been compromised (RFC 5280 §5.3.2).
     public var invalidityDate: Date?
+    /// The CRL shard chosen at issuance (its URL is in the certificate), or nil.
+    public var crlShard: Int?
     public var createdAt: Date
 
     public init(serial: String, issuer: String, subject: String, commonName: String?, sans: [String], notBefore: Date, notAfter: Date,
                 keyType: String, keyAlgorithm: String, keySize: Int, signatureAlgorithm: String, fingerprint: String,
                 storedStatus: StoredCertificateStatus = .active, source: CertificateSource, profile: String?, owner: String? = nil,
                 tags: [String] = [], pem: String, requestID: String? = nil, revokedAt: Date? = nil, revocationReason: Int? = nil,
-                invalidityDate: Date? = nil, createdAt: Date) {
+                invalidityDate: Date? = nil, crlShard: Int? = nil, createdAt: Date) {
         self.serial = serial
         self.issuer = issuer
         self.subject = subject
@@ -117,6 +119,7 @@ public struct CertificateRecord: Sendable, Equatable, Codable {
         self.revokedAt = revokedAt
         self.revocationReason = revocationReason
         self.invalidityDate = invalidityDate
+        self.crlShard = crlShard
         self.createdAt = createdAt
     }
 

@@ -81,12 +81,13 @@ public struct SQLSession: StoreSession {
             try await db.raw("""
                 INSERT INTO certificates (fingerprint, serial, issuer, subject, common_name, sans, not_before, not_after, key_type,
                     key_algorithm, key_size, signature_algorithm, status, source, profile, owner, tags, pem, request_id, revoked_at,
-                    revocation_reason, created_at)
+                    revocation_reason, created_at, crl_shard)
                 VALUES (\(bind: c.fingerprint), \(bind: c.serial), \(bind: c.issuer), \(bind: c.subject), \(bind: c.commonName),
                     \(bind: json(c.sans)), \(bind: seconds(c.notBefore)), \(bind: seconds(c.notAfter)), \(bind: c.keyType),
                     \(bind: c.keyAlgorithm), \(bind: c.keySize), \(bind: c.signatureAlgorithm), \(bind: c.storedStatus.rawValue),
                     \(bind: c.source.rawValue), \(bind: c.profile), \(bind: c.owner), \(bind: json(c.tags)), \(bind: c.pem),
-                    \(bind: c.requestID), \(bind: c.revokedAt.map(seconds)), \(bind: c.revocationReason), \(bind: seconds(c.createdAt)))
+                    \(bind: c.requestID), \(bind: c.revokedAt.map(seconds)), \(bind: c.revocationReason), \(bind: seconds(c.createdAt)),
+                    \(bind: c.crlShard))
                 """).run()
         }
     }
@@ -184,15 +185,25 @@ public struct SQLSession: StoreSession {
             revokedAt: try row.decode(column: "revoked_at", as: Int64?.self).map(date),
             revocationReason: try row.decode(column: "revocation_reason", as: Int?.self),
             invalidityDate: try row.decode(column: "invalidity_date", as: Int64?.self).map(date),
+            crlShard: try row.decode(column: "crl_shard", as: Int?.self),
             createdAt: date(try row.decode(column: "created_at", as: Int64.self)))
     }
 
-    public func revokedEntries(issuer: String, afterFingerprint: String?, limit: Int) async throws -> [RevokedEntry] {
-        let rows = try await db.raw("""
-            SELECT fingerprint, serial, revoked_at, revocation_reason, invalidity_date FROM certificates
-            WHERE issuer = \(bind: issuer) AND status = 'revoked' AND fingerprint > \(bind: afterFingerprint ?? "")
-            ORDER BY fingerprint LIMIT \(bind: limit)
-            """).all()
+    public func revokedEntries(issuer: String, shard: Int?, afterFingerprint: String?, limit: Int) async throws -> [RevokedEntry] {
+        let rows: [any SQLRow]
+        if let shard {
+            rows = try await db.raw("""
+                SELECT fingerprint, serial, revoked_at, revocation_reason, invalidity_date FROM certificates
+                WHERE issuer = \(bind: issuer) AND status = 'revoked' AND crl_shard = \(bind: shard) AND fingerprint > \(bind: afterFingerprint ?? "")
+                ORDER BY fingerprint LIMIT \(bind: limit)
+                """).all()
+        } else {
+            rows = try await db.raw("""
+                SELECT fingerprint, serial, revoked_at, revocation_reason, invalidity_date FROM certificates
+                WHERE issuer = \(bind: issuer) AND status = 'revoked' AND fingerprint > \(bind: afterFingerprint ?? "")
+                ORDER BY fingerprint LIMIT \(bind: limit)
+                """).all()
+        }
         return try rows.map { row in
             RevokedEntry(
                 fingerprint: try row.decode(column: "fingerprint", as: String.self),
@@ -231,7 +242,7 @@ public struct SQLSession: StoreSession {
     }
 
     public func invalidateCRL(issuer: String) async throws {
-        try await db.raw("UPDATE crls SET next_update = this_update WHERE issuer = \(bind: issuer)").run()
+        try await db.raw("UPDATE crls SET next_update = this_update WHERE issuer = \(bind: issuer) OR issuer LIKE \(bind: issuer + "/%")").run()
     }
 
     public func latestCRL(issuer: String) async throws -> CRLRecord? {

@@ -56,13 +56,14 @@ public protocol StoreSession: Sendable {
     func updateCertificateOwnership(fingerprint: String, owner: String?, tags: [String]) async throws
 
     /// Revoked certificates of one issuer in fingerprint order, a page at a time.
-    func revokedEntries(issuer: String, afterFingerprint: String?, limit: Int) async throws -> [RevokedEntry]
+    /// With `shard`, only the certificates assigned to that CRL shard.
+    func revokedEntries(issuer: String, shard: Int?, afterFingerprint: String?, limit: Int) async throws -> [RevokedEntry]
     /// Keeps the newest CRL per issuer; an older number never replaces a newer one.
     func saveCRL(_ crl: CRLRecord) async throws
     func latestCRLNumber(issuer: String) async throws -> Int64?
     /// Number and validity of the stored CRL, without its bytes.
     func crlStatus(issuer: String) async throws -> (number: Int64, thisUpdate: Date, nextUpdate: Date)?
-    /// Marks the stored CRL as out of date (a revocation happened since).
+    /// Marks the issuer's stored CRLs (all shards) as out of date (a revocation happened since).
     func invalidateCRL(issuer: String) async throws
     func latestCRL(issuer: String) async throws -> CRLRecord?
 

@@ -26,13 +26,13 @@ public struct TestAuthority: Sendable {
     /// `intermediateEKU` empty means an intermediate for every purpose.
     public static func make(root: KeyType = .ecP384, intermediate: KeyType? = .ecP256, now: Date = defaultNow,
                             profiles: [String: CertificateProfile] = CertificateProfile.builtIn,
-                            intermediateEKU: [String] = []) async throws -> TestAuthority {
+                            intermediateEKU: [String] = [], crlShards: Int = 1) async throws -> TestAuthority {
         let directory = try TemporaryDirectory("sigil-ca")
         let store = try await SQLiteStore.open(path: directory.file("sigil.db"))
         try await store.migrate()
         let clock = FixedClock(now)
         let authority = CertificateAuthority(
-            store: store, configuration: AuthorityConfiguration(httpPublicURL: "http://pki.example.com", profiles: profiles), clock: clock)
+            store: store, configuration: AuthorityConfiguration(httpPublicURL: "http://pki.example.com", profiles: profiles, crlShards: crlShards), clock: clock)
         _ = try await authority.createRoot(
             NewCAOptions(name: "root", subject: try DistinguishedName.parseOpenSSL("/C=US/O=Test/CN=Test Root"), keyType: root, days: 3650),
             passphrase: passphrase, actor: "test")

@@ -113,3 +113,30 @@ struct OCSPEncodingTests {
     }
 }
 
+
+@Suite("CRL shards")
+struct CRLShardTests {
+    @Test func eachCertificateNamesItsShardAndTheShardCRLListsIt() async throws {
+        let ca = try await TestAuthority.make(crlShards: 4)
+        defer { Task { await ca.close() } }
+        var issued: [IssuedCertificate] = []
+        for i in 0..<12 {
+            let (csr, _) = try TestAuthority.csr(["s\(i).example.com"])
+            guard case .issued(let one) = try await ca.authority.submit(IssuanceRequest(csr: csr, profile: "tls-server", requester: "t")) else { return }
+            issued.append(one)
+        }
+        let shards = Set(issued.compactMap(\.record.crlShard))
+        #expect(shards.count > 1 && shards.isSubset(of: [0, 1, 2, 3]))
+        let victim = issued[0]
+        let shard = try #require(victim.record.crlShard)
+        let urls = try ExtraExtensions.crlDistributionPointURLs(victim.certificate.extensions[oid: ExtraExtensions.crlDistributionPointsOID]!)
+        #expect(urls == ["http://pki.example.com/crl/intermediate/\(shard).crl"])
+        _ = try await ca.authority.revoke(victim.record.serial, reason: .keyCompromise, actor: "t")
+        let shardCRL = try CertificateRevocationList(derEncoded: try await ca.authority.currentCRL(issuer: "intermediate", shard: shard, actor: "t").der)
+        #expect(shardCRL.entries.map { Hex.encode($0.serial) } == [victim.record.serial])
+        #expect(shardCRL.issuingDistributionPoint == urls[0])
+        let other = (shard + 1) % 4
+        #expect(try CertificateRevocationList(derEncoded: try await ca.authority.currentCRL(issuer: "intermediate", shard: other, actor: "t").der).entries.isEmpty)
+        #expect(try CertificateRevocationList(derEncoded: try await ca.authority.currentCRL(issuer: "intermediate", actor: "t").der).entries.count == 1)
+    }
+}

@@ -19,9 +19,9 @@ from typing import Optional
 import requests
 import urllib3
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 
-from interop_helpers import describe, openssl_ok, pem_blocks, run
+from interop_helpers import openssl_ok, pem_blocks, run
 
 LISTENING_RE = re.compile(
     r"^listening: https://(?P<host>\S+):(?P<https>\d+) \(API\) and http://(?P<http_host>\S+):(?P<http>\d+)"

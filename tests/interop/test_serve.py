@@ -6,7 +6,7 @@ of one SIGIL_HOME that a first `sigil serve` made (CA creation is the slow part 
 debug build); the zero-config test makes its own.
 
 Knobs: SIGIL_FUZZ_MAX_EXAMPLES (20), SIGIL_FUZZ_SEED (1; "random" for a fresh seed each run),
-SIGIL_FUZZ_TIMEOUT_S (240).
+SIGIL_FUZZ_TIMEOUT_S (240), SIGIL_BURST (20 concurrent issuances in the SIGTERM test).
 """
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ import json
 import os
 import shutil
 import signal
-import socket
-import ssl
 import stat
 import subprocess
 import sys
@@ -32,9 +30,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from interop_helpers import describe, pem_blocks, run, sigil_bin
+from interop_helpers import describe, run, sigil_bin
 from serve_helpers import (
-    API, LISTENING_RE, TOKEN_RE, SigilServer, cert_of, certs_in, copy_home, dns_sans, expect, expect_json,
+    API, TOKEN_RE, SigilServer, cert_of, certs_in, copy_home, dns_sans, expect, expect_json,
     expect_problem, fingerprint, free_port, openssl_csr, openssl_verify_chain, same_serial, show,
 )
 
@@ -843,7 +841,7 @@ def test_sigterm_during_issuance_burst(servers, home, serve_bin, tmp_path):
             rc = None
         exited_in = time.monotonic() - sigterm_at[0]
         results = [f.result(timeout=60) for f in futures]
-    assert rc is not None, f"sigil serve still running 15 s after SIGTERM" + s.describe()
+    assert rc is not None, "sigil serve still running 15 s after SIGTERM" + s.describe()
     assert rc == 0, f"exit status {rc} after SIGTERM" + s.describe()
     assert exited_in < 10, f"exit took {exited_in:.1f} s"
 
