@@ -87,6 +87,10 @@ public struct AccessTokens: Sendable {
                 throw SigilError(.notFound, "no token with id or name '\(idOrName)'")
             }
             guard record.revokedAt == nil else { throw SigilError(.conflict, "token '\(record.name)' is already revoked") }
+            let activeAdmins = all.filter { $0.role == Role.admin.rawValue && $0.isUsable(at: now) }
+            if record.role == Role.admin.rawValue, activeAdmins.count == 1 {
+                throw SigilError(.conflict, "refusing to revoke the last active admin token; create another admin token first")
+            }
             record.revokedAt = now
             try await session.updateToken(record)
             try await session.appendAudit(AuditDraft(time: now, actor: actor, action: "token.revoked", object: "token:\(record.id)", details: ["name": record.name]))

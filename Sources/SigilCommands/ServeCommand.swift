@@ -80,7 +80,8 @@ struct ServeCommand: AsyncParsableCommand {
 
         let workspace = try await Workspace.open(home, configuration: settings, databasePath: database)
         do {
-            try await serve(workspace: workspace, listen: listenAddress, http: httpAddress, names: names, ocspMode: ocspMode, logger: logger)
+            try await serve(workspace: workspace, listen: listenAddress, http: httpAddress, names: names, ocspMode: ocspMode, logger: logger,
+                            json: format == "json")
         } catch {
             await workspace.close()
             throw error
@@ -90,10 +91,14 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     private func serve(workspace: Workspace, listen: ListenAddress, http: ListenAddress, names: [String], ocspMode: OCSPResponder.SignerMode,
-                       logger: Logger) async throws {
+                       logger: Logger, json: Bool) async throws {
         let console = Console.current
+        // With JSON logs, everything on standard error is a JSON log line.
+        let notice: (String) -> Void = { message in
+            if json { logger.notice("\(message)") } else { console.error(message) }
+        }
         let authority = workspace.authority
-        let secret = try caPassphrase(home: workspace.home)
+        let secret = try caPassphrase(home: workspace.home, notice: notice)
         if try await authority.issuers().isEmpty {
             _ = try await authority.createRoot(
                 NewCAOptions(name: "root", subject: try DistinguishedName.parseOpenSSL("/C=US/O=Sigil/CN=Sigil Root CA"), keyType: .ecP384, days: 3650),
@@ -102,7 +107,7 @@ struct ServeCommand: AsyncParsableCommand {
                 NewCAOptions(name: "intermediate", subject: try DistinguishedName.parseOpenSSL("/C=US/O=Sigil/CN=Sigil Intermediate CA"),
                              keyType: .ecP256, days: 1825, pathLength: 0, extendedKeyUsage: ["serverAuth", "clientAuth"]),
                 parent: "root", passphrase: secret, actor: "sigil-server")
-            console.error("Created a root and an intermediate CA in \(workspace.home)")
+            notice("Created a root and an intermediate CA in \(workspace.home)")
         }
         for issuer in try await authority.issuers() where issuer.status != .external {
             do {
@@ -133,7 +138,7 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     /// The CA passphrase: given, or kept in SIGIL_HOME/ca-passphrase, or made there now.
-    private func caPassphrase(home: String) throws -> [UInt8] {
+    private func caPassphrase(home: String, notice: (String) -> Void) throws -> [UInt8] {
         if let given = try passphrase.read() { return given }
         let path = "\(home)/ca-passphrase"
         if FileManager.default.fileExists(atPath: path) {
@@ -143,7 +148,7 @@ struct ServeCommand: AsyncParsableCommand {
         var transaction = FileTransaction()
         try transaction.stage(Array((generated + "\n").utf8), to: path, mode: 0o600, overwrite: false)
         try transaction.commit()
-        Console.current.error("""
+        notice("""
             WARNING: no CA passphrase was given, so Sigil generated one into \(path) (mode 0600).
             WARNING: anyone who can read that file can unlock your CA keys. Move it to a secret store
             WARNING: and start Sigil with --passphrase-file or --passphrase-env instead.

@@ -39,6 +39,16 @@ public struct CertificateProfile: Sendable, Equatable, Codable {
     /// Add CRL distribution point and AIA URLs.
     public var revocationURLs: Bool
 
+    enum CodingKeys: String, CodingKey {
+        case name, description, isCA = "is_ca", policies
+        case keyUsage = "key_usage", rsaKeyEncipherment = "rsa_key_encipherment", extendedKeyUsage = "extended_key_usage"
+        case pathLength = "path_length", defaultDays = "default_days", maxDays = "max_days", allowedKeyTypes = "allowed_key_types"
+        case allowedNames = "allowed_names", deniedNames = "denied_names", allowedSANTypes = "allowed_san_types", requireSAN = "require_san"
+        case requiredSubject = "required_subject", keepCommonName = "keep_common_name", keepSubjectAttributes = "keep_subject_attributes"
+        case requireApproval = "require_approval", cabForumBaselineRequirements = "cabf_baseline_requirements"
+        case ocspNoCheck = "ocsp_no_check", revocationURLs = "revocation_urls"
+    }
+
     public init(name: String, description: String, keyUsage: [String], rsaKeyEncipherment: Bool = false, extendedKeyUsage: [String],
                 isCA: Bool = false, pathLength: Int? = nil, defaultDays: Int, maxDays: Int, allowedKeyTypes: [String] = [],
                 allowedNames: [String] = [], deniedNames: [String] = [], allowedSANTypes: [String] = ["DNS", "IP", "email", "URI"],

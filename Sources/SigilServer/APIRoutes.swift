@@ -231,7 +231,6 @@ public enum APIRoutes {
 
     static func listProfiles(_ request: Request, _ context: SigilRequestContext, _ env: ServerEnvironment) async throws -> Response {
         let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let profiles = env.authority.configuration.profiles.values.sorted { $0.name < $1.name }
         let data = try encoder.encode(["items": profiles])

@@ -58,6 +58,8 @@ public final class ServerIdentity: Sendable {
         configuration.certificateVerification = .optionalVerification
         configuration.trustRoots = .certificates(clientTrustRoots)
         configuration.minimumTLSVersion = .tlsv12
+        // Do not wait the default 5 s for an idle client's close_notify at shutdown.
+        configuration.shutdownTimeout = .seconds(1)
         configuration.sslContextCallback = { [self] _, promise in
             promise.succeed(current.withLock { $0?.override } ?? .noChanges)
         }
@@ -75,10 +77,13 @@ public final class ServerIdentity: Sendable {
     public func runRenewal(logger: Logger) async {
         while !Task.isCancelled {
             let due = renewalDue ?? Date()
-            let wait = max(1, min(due.timeIntervalSince(authority.clock.now()), 3600))
+            // Wake at least every minute: a revoked server certificate is replaced at once.
+            let wait = max(1, min(due.timeIntervalSince(authority.clock.now()), 60))
             try? await Task.sleep(for: .seconds(wait))
             if Task.isCancelled { return }
-            if let due = renewalDue, authority.clock.now() >= due {
+            var revoked = false
+            if let serial, let record = try? await authority.findCertificate(serial), record.storedStatus == .revoked { revoked = true }
+            if revoked || (renewalDue.map { authority.clock.now() >= $0 } ?? true) {
                 do {
                     try await renew()
                     logger.info("renewed the server certificate", metadata: ["serial": "\(serial ?? "")"])

@@ -46,7 +46,7 @@ def inventory(ca_home, tmp_path, made):
     inv.issue("dev", "tls-client", "ec:P-256", ["--cn", "device-01.example.com"], "--owner", "team-a")
     inv.issue("alice", "email", "ec:P-256", ["--cn", "Alice Example", "--san", "email:alice@example.com"])
     cas = {c["name"]: c for c in ca_home.json("ca", "list")}
-    inv.ca_fps = {fp_norm(cas["root"]["fingerprint"]), fp_norm(cas["intermediate"]["fingerprint"])}
+    inv.ca_fps = {fp_norm(c["fingerprint"]) for c in cas.values()}
     return inv
 
 
@@ -58,7 +58,8 @@ def test_list_all_and_fields(inventory):
     for label, cert in inventory.certs.items():
         e = by_fp[fingerprint(cert)]
         assert same_serial(e["serial"], format(cert.serial_number, "x")), e
-        assert e["status"] == "active" and e["source"] == "issued" and e["issuer"] == "intermediate", e
+        expected_issuer = "any-purpose" if label == "alice" else "intermediate"
+        assert e["status"] == "active" and e["source"] == "issued" and e["issuer"] == expected_issuer, e
         na = dt.datetime.fromisoformat(e["not_after"].replace("Z", "+00:00"))
         assert abs((na - cert.not_valid_after_utc).total_seconds()) < 1, (e["not_after"], cert.not_valid_after_utc)
     www = by_fp[fingerprint(inventory.certs["www"])]
@@ -100,7 +101,9 @@ def test_filter_owner_profile_issuer(inventory):
     assert fps(home.cert_list("--profile", "tls-server")) == inventory.fp("www", "api")
     assert fps(home.cert_list("--profile", "email")) == inventory.fp("alice")
     assert fps(home.cert_list("--profile", "tls-server", "--owner", "team-a")) == inventory.fp("www")
-    assert fps(home.cert_list("--issuer", "intermediate")) == inventory.fp("www", "api", "dev", "alice")
+    # S/MIME comes from the any-purpose intermediate (the default one is a TLS CA).
+    assert fps(home.cert_list("--issuer", "intermediate")) == inventory.fp("www", "api", "dev")
+    assert fps(home.cert_list("--issuer", "any-purpose")) == inventory.fp("alice")
 
 
 @pytest.mark.parametrize("form", ["serial", "serial-upper", "serial-openssl", "fp", "fp-colons", "fp-colons-lower"])
