@@ -78,11 +78,12 @@ public enum SigilApplication {
             return try await crlResponse(request, name: String(file.dropLast(4)), shard: nil, env)
         }
         // Sharded CRLs: /crl/{issuer}/{shard}.crl, the URL written into each certificate.
-        router.get("/crl/{issuer}/{file}") { request, context in
-            let file = try context.parameter("file")
+        // (The first segment has the same parameter name as above: the router's trie requires it.)
+        router.get("/crl/{file}/{shard}") { request, context in
+            let file = try context.parameter("shard")
             guard file.hasSuffix(".crl"), let shard = Int(file.dropLast(4)), shard >= 0, shard < env.authority.configuration.crlShards,
                   env.authority.configuration.crlShards > 1 else { throw Problem(.notFound, "no such CRL shard") }
-            return try await crlResponse(request, name: try context.parameter("issuer"), shard: shard, env)
+            return try await crlResponse(request, name: try context.parameter("file"), shard: shard, env)
         }
         // RFC 6960 Appendix A.1: POST with the DER request as the body.
         router.post("/ocsp") { request, context in

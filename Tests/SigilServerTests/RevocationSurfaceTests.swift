@@ -112,3 +112,25 @@ struct RevocationSurfaceTests {
         }
     }
 }
+
+@Suite("Sharded CRLs over HTTP")
+struct ShardedCRLSurfaceTests {
+    @Test func shardURLsServeTheirShard() async throws {
+        let ca = try await TestAuthority.make(crlShards: 2)
+        defer { Task { await ca.close() } }
+        let env = ServerEnvironment(authority: ca.authority, metrics: SigilMetrics())
+        let app = Application(router: SigilApplication.publicRouter(env))
+        try await app.test(.router) { client in
+            for shard in 0..<2 {
+                try await client.execute(uri: "/crl/intermediate/\(shard).crl", method: .get) { response in
+                    #expect(response.status == .ok)
+                    let crl = try CertificateRevocationList(derEncoded: Array(response.body.readableBytesView))
+                    #expect(crl.issuingDistributionPoint == "http://pki.example.com/crl/intermediate/\(shard).crl")
+                }
+            }
+            try await client.execute(uri: "/crl/intermediate/2.crl", method: .get) { response in
+                #expect(response.status == .notFound)
+            }
+        }
+    }
+}

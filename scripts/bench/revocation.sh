@@ -307,15 +307,28 @@ def proc_cpu_ms(pid):
     return total
 
 def stop(p):
+    """SIGTERM to the process group our server leads (its forked workers too), then SIGKILL."""
     if p.poll() is None:
-        try:
-            os.killpg(p.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL); p.wait(timeout=20)
+        kids = [int(x) for x in subprocess.run(["ps", "-o", "pid=", "--ppid", str(p.pid)], capture_output=True,
+                                                text=True).stdout.split()]
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                if os.getpgid(p.pid) == p.pid:
+                    os.killpg(p.pid, sig)
+                else:
+                    p.send_signal(sig)
+            except ProcessLookupError:
+                pass
+            for k in kids:
+                try:
+                    os.kill(k, sig)
+                except ProcessLookupError:
+                    pass
+            try:
+                p.wait(timeout=20)
+                break
+            except subprocess.TimeoutExpired:
+                continue
 
 def post(port, path, body, timeout=10):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
@@ -541,7 +554,10 @@ def part_ocsp():
         p = subprocess.Popen(["openssl", "ocsp", "-index", "index.txt", "-port", str(oport), "-rsigner", "ocsp.pem",
                               "-rkey", "ocsp.key", "-CA", "int.pem", "-ndays", "7", "-timeout", "10", *extra],
                              cwd=d, stdout=open(d / "openssl-ocsp.log", "ab"), stderr=subprocess.STDOUT,
-                             stdin=subprocess.DEVNULL, start_new_session=True)
+                             stdin=subprocess.DEVNULL,
+                             # -multi makes itself a process-group leader (setpgid), which fails -- and the
+                             # responder never answers -- when it is already a session leader.
+                             start_new_session="-multi" not in extra)
         procs.append(p)
         wait_ocsp(oport, "/", reqs[("good", False)].read_bytes())
         return p
