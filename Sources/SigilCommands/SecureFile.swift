@@ -51,6 +51,7 @@ public struct FileTransaction {
     /// call are removed again and all temporaries are deleted.
     public mutating func commit() throws {
         var done: [String] = []
+        var directories: [String] = []
         defer { staged.forEach { unlink($0.temporary) }; staged = [] }
         for file in staged {
             let result: Int32
@@ -70,6 +71,10 @@ public struct FileTransaction {
             }
             done.append(file.destination)
             let directory = URL(fileURLWithPath: file.destination).deletingLastPathComponent().path
+            if !directories.contains(directory) { directories.append(directory) }
+        }
+        // One fsync per directory makes every rename in it durable.
+        for directory in directories {
             let dirfd = open(directory, O_RDONLY)
             if dirfd >= 0 { fsync(dirfd); close(dirfd) }
         }
