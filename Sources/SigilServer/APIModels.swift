@@ -123,7 +123,7 @@ public struct TokenReport: Encodable, Sendable {
 
 /// RFC 3339 in UTC, whole seconds.
 public func iso(_ date: Date) -> String {
-    date.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: false).timeSeparator(.colon).timeZone(separator: .omitted))
+    RFC3339.string(date)
 }
 
 public struct IssuerReport: Encodable, Sendable {

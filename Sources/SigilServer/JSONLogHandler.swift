@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SigilCore
 
 /// One JSON object per line on standard error: time, level, label, message and
 /// metadata (Hummingbird adds `hb.request.id` to every request's entries).
@@ -20,7 +21,7 @@ public struct JSONLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         var object: [String: Any] = [
-            "time": Date().formatted(.iso8601), "level": event.level.rawValue, "label": label, "message": event.message.description,
+            "time": RFC3339.string(Date()), "level": event.level.rawValue, "label": label, "message": event.message.description,
         ]
         for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) {
             object[key] = value.description
