@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import HummingbirdTLS
 import Logging
 import NIOCore
@@ -55,15 +56,21 @@ public struct SigilServerRunner {
 
     public func run() async throws {
         let ports = PortCollector(onListening)
+        // Idle, empty and half-open connections are closed after 30 s, and at most 8192 are
+        // held per listener, so a pile of silent clients cannot exhaust file descriptors.
+        let http1 = HTTP1Channel.Configuration(idleTimeout: .seconds(30))
         let api = Application(
             router: SigilApplication.apiRouter(environment),
-            server: try .tls(.http1(), tlsConfiguration: identity.tlsConfiguration()),
-            configuration: ApplicationConfiguration(address: .hostname(listen.host, port: listen.port), serverName: "sigil"),
+            server: try .tls(.http1(configuration: http1), tlsConfiguration: identity.tlsConfiguration()),
+            configuration: ApplicationConfiguration(address: .hostname(listen.host, port: listen.port), serverName: "sigil",
+                                                    availableConnectionsDelegate: MaximumAvailableConnections(8192)),
             onServerRunning: { channel in await ports.https(channel.localAddress?.port ?? 0) },
             logger: logger)
         let publicSurface = Application(
             router: SigilApplication.publicRouter(environment),
-            configuration: ApplicationConfiguration(address: .hostname(httpListen.host, port: httpListen.port), serverName: "sigil"),
+            server: .http1(configuration: http1),
+            configuration: ApplicationConfiguration(address: .hostname(httpListen.host, port: httpListen.port), serverName: "sigil",
+                                                    availableConnectionsDelegate: MaximumAvailableConnections(8192)),
             onServerRunning: { channel in await ports.http(channel.localAddress?.port ?? 0) },
             logger: logger)
         let renewal = RenewalService(identity: identity, logger: logger)

@@ -1012,3 +1012,35 @@ def test_idle_half_open_and_empty_connections_do_not_stall_ocsp(rig):
     assert rig.server.alive(), rig.server.describe()
     status, _h, body = http_get(rig.port, "/healthz", timeout=5)
     assert status == 200, body
+
+
+def test_idle_connections_are_closed_by_the_server(tmp_path):
+    """An idle TCP connection to the relying-party listener is closed after the idle timeout
+    (30 s), so silent clients cannot pile up until file descriptors run out."""
+    import re as _re
+    import socket as _socket
+    import subprocess as _subprocess
+    import time as _time
+    from interop_helpers import sigil_bin as _bin
+
+    env = {**os.environ, "SIGIL_HOME": str(tmp_path / "home")}
+    server = _subprocess.Popen([_bin(), "serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"], env=env,
+                               stdout=_subprocess.PIPE, stderr=_subprocess.DEVNULL, text=True)
+    try:
+        port = None
+        deadline = _time.monotonic() + 120
+        while port is None and _time.monotonic() < deadline:
+            line = server.stdout.readline()
+            match = _re.search(r"and http://127\.0\.0\.1:(\d+)", line)
+            if match:
+                port = int(match.group(1))
+        assert port, "the server did not report its ports"
+        idle = _socket.create_connection(("127.0.0.1", port))
+        idle.settimeout(45)
+        started = _time.monotonic()
+        assert idle.recv(1) == b"", "the server sent data on an idle connection"
+        waited = _time.monotonic() - started
+        assert 25 <= waited <= 40, f"closed after {waited:.1f} s"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
