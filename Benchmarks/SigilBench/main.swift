@@ -21,8 +21,13 @@ func argument(_ name: String, default value: String) -> String {
 
 let mode = CommandLine.arguments.dropFirst().first ?? ""
 if mode == "crl-setup" {
-    try await crlSetup()
-    exit(0)
+    do {
+        try await crlSetup()
+        exit(0)
+    } catch {
+        FileHandle.standardError.write(Data("sigil-bench crl-setup: \(error)\nusage: sigil-bench crl-setup --entries N --home DIR\n".utf8))
+        exit(2)
+    }
 }
 guard mode == "issue" else {
     FileHandle.standardError.write(Data("""
