@@ -18,6 +18,7 @@ public final class CertificateAuthority: Sendable {
     /// imported or replaced certificate is never served from a stale entry.
     private let parsedIssuers = Mutex<[String: X509Certificate]>([:])
     private let chains = Mutex<[String: (pem: String, chain: [X509Certificate])]>([:])
+    private let issuerSnapshot = Mutex<(taken: ContinuousClock.Instant, records: [IssuerRecord])?>(nil)
 
     public init(store: any Store, configuration: AuthorityConfiguration = AuthorityConfiguration(), clock: any SigilClock = SystemClock(),
                 policy: IssuancePolicy = .standard) {
@@ -29,11 +30,28 @@ public final class CertificateAuthority: Sendable {
 
     // MARK: Issuers
 
+    /// Issuers change rarely (a CA is created or imported) but are read on every
+    /// request; a snapshot younger than this is reused. Changes made by this process
+    /// drop it at once; changes from another process or node show within this time.
+    static let issuerSnapshotLifetime: Duration = .seconds(5)
+
     public func issuers() async throws -> [IssuerRecord] {
-        try await store.read { try await $0.issuers() }
+        let now = ContinuousClock.now
+        if let snapshot = issuerSnapshot.withLock({ $0 }), now - snapshot.taken < Self.issuerSnapshotLifetime {
+            return snapshot.records
+        }
+        let records = try await store.read { try await $0.issuers() }
+        issuerSnapshot.withLock { $0 = (now, records) }
+        return records
+    }
+
+    func forgetIssuerSnapshot() {
+        issuerSnapshot.withLock { $0 = nil }
     }
 
     public func issuer(_ name: String) async throws -> IssuerRecord {
+        if let cached = try await issuers().first(where: { $0.name == name }) { return cached }
+        forgetIssuerSnapshot()
         guard let record = try await store.read({ try await $0.issuer(named: name) }) else {
             let known = try await issuers().map(\.name)
             throw SigilError.badInput("no CA named '\(name)'\(known.isEmpty ? "; create one with `sigil ca init`" : " (known: \(known.joined(separator: ", ")))")")
@@ -150,6 +168,7 @@ public final class CertificateAuthority: Sendable {
                                                      details: ["subject": record.subject, "csr_sha256": Hex.encode(SHA256.hash(data: Array(csrPEM.utf8)))]))
         }
         signers.withLock { $0[options.name] = SoftwareSigner(key) }
+        forgetIssuerSnapshot()
         return csr
     }
 
@@ -201,6 +220,7 @@ public final class CertificateAuthority: Sendable {
             try await session.appendAudit(AuditDraft(time: now, actor: actor, action: "ca.imported", object: "ca:\(name)",
                                                      details: ["fingerprint": inventory.fingerprint, "subject": updated.subject]))
         }
+        forgetIssuerSnapshot()
         return updated
     }
 
@@ -213,6 +233,7 @@ public final class CertificateAuthority: Sendable {
         guard name.range(of: "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$", options: .regularExpression) != nil else {
             throw SigilError.badInput("CA name '\(name)' must be 1–63 letters, digits, '.', '_' or '-' (it appears in URLs)")
         }
+        forgetIssuerSnapshot()
         if try await store.read({ try await $0.issuer(named: name) }) != nil {
             throw SigilError(.alreadyExists, "a CA named '\(name)' already exists")
         }
@@ -236,6 +257,7 @@ public final class CertificateAuthority: Sendable {
                                                                "fingerprint": inventory.fingerprint, "not_after": RFC3339.string(record.notAfter)]))
         }
         signers.withLock { $0[name] = SoftwareSigner(key) }
+        forgetIssuerSnapshot()
         return record
     }
 
