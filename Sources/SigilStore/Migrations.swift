@@ -117,6 +117,73 @@ enum Migrations {
         (4, [
             "ALTER TABLE certificates ADD COLUMN crl_shard INTEGER",
         ]),
+        // ACME (RFC 8555): each object is a JSON body plus the columns it is looked up by.
+        (5, [
+            """
+            CREATE TABLE acme_accounts (
+                id TEXT PRIMARY KEY,
+                provisioner TEXT NOT NULL,
+                thumbprint TEXT NOT NULL,
+                status TEXT NOT NULL,
+                body TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                UNIQUE (provisioner, thumbprint)
+            )
+            """,
+            """
+            CREATE TABLE acme_orders (
+                id TEXT PRIMARY KEY,
+                account_id TEXT NOT NULL,
+                status TEXT NOT NULL,
+                replaces TEXT,
+                expires BIGINT NOT NULL,
+                created_at BIGINT NOT NULL,
+                body TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX acme_orders_account ON acme_orders (account_id, created_at)",
+            "CREATE INDEX acme_orders_replaces ON acme_orders (replaces)",
+            """
+            CREATE TABLE acme_order_names (
+                order_id TEXT NOT NULL,
+                name TEXT NOT NULL,
+                created_at BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX acme_order_names_name ON acme_order_names (name, created_at)",
+            """
+            CREATE TABLE acme_authorizations (
+                id TEXT PRIMARY KEY,
+                account_id TEXT NOT NULL,
+                lookup TEXT NOT NULL,
+                status TEXT NOT NULL,
+                expires BIGINT NOT NULL,
+                body TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX acme_authorizations_reuse ON acme_authorizations (account_id, lookup, status, expires)",
+            """
+            CREATE TABLE acme_eab_keys (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL UNIQUE,
+                created_at BIGINT NOT NULL,
+                body TEXT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE acme_nonces (
+                nonce TEXT PRIMARY KEY,
+                expires BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX acme_nonces_expires ON acme_nonces (expires)",
+            """
+            CREATE TABLE settings (
+                name TEXT PRIMARY KEY,
+                value TEXT NOT NULL
+            )
+            """,
+        ]),
     ]
 
     static var latest: Int { all.map(\.version).max() ?? 0 }

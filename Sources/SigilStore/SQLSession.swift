@@ -389,7 +389,7 @@ public struct SQLSession: StoreSession {
 
     // MARK: Helpers
 
-    private func mapDuplicate(_ message: String, _ body: () async throws -> Void) async throws {
+    func mapDuplicate(_ message: String, _ body: () async throws -> Void) async throws {
         do {
             try await body()
         } catch {
