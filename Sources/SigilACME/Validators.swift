@@ -120,7 +120,16 @@ public struct NetworkValidator: ChallengeValidator {
         let address = try await resolve(identifier.type == "ip" ? nil : identifier.value, ip: identifier.type == "ip" ? identifier.value : nil)
         // RFC 8738 §6: for an IP identifier the SNI is the reverse-DNS name.
         let sni = identifier.type == "ip" ? Self.reverseName(identifier.value) : identifier.value
-        let (leaf, protocolName) = try await withTimeout { try await TLSProbe.handshake(address: address, port: settings.tlsALPN01Port, serverName: sni) }
+        let port = settings.tlsALPN01Port
+        let (leaf, protocolName) = try await withTimeout {
+            do {
+                return try await TLSProbe.handshake(address: address, port: port, serverName: sni, rsaKeyExchange: false)
+            } catch let problem as ACMEProblem where problem.detail.contains("KEY_USAGE_BIT_INCORRECT") {
+                // Some responders (lego's) sign their RSA challenge certificate for keyEncipherment only, which
+                // BoringSSL refuses for a signing handshake; RSA key exchange over TLS 1.2 uses exactly that bit.
+                return try await TLSProbe.handshake(address: address, port: port, serverName: sni, rsaKeyExchange: true)
+            }
+        }
         guard protocolName == "acme-tls/1" else {
             throw ACMEProblem(.tls, "tls-alpn-01: \(identifier.value) did not negotiate ALPN acme-tls/1")
         }
@@ -226,17 +235,21 @@ enum HTTPGet {
 /// A TLS handshake that captures the peer's certificate and the negotiated ALPN protocol
 /// without judging the certificate (tls-alpn-01 certificates are self-signed by design).
 enum TLSProbe {
-    static func handshake(address: String, port: Int, serverName: String) async throws -> (leaf: [UInt8]?, protocolName: String?) {
+    static func handshake(address: String, port: Int, serverName: String, rsaKeyExchange: Bool) async throws -> (leaf: [UInt8]?, protocolName: String?) {
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.applicationProtocols = ["acme-tls/1"]
         configuration.minimumTLSVersion = .tlsv12
+        if rsaKeyExchange {
+            configuration.maximumTLSVersion = .tlsv12
+            configuration.cipherSuites = "AES128-GCM-SHA256:AES256-GCM-SHA384"
+        }
         configuration.certificateVerification = .none
         let context = try NIOSSLContext(configuration: configuration)
         let captured = CapturedLeaf()
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let (channel, waiter) = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.seconds(5))
             .connect(host: address, port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
+                channel.eventLoop.makeCompletedFuture { () -> (Channel, HandshakeWaiter) in
                     let handler = try NIOSSLClientHandler(context: context, serverHostname: serverName.isIPAddressLike ? nil : serverName,
                                                           customVerificationCallback: { chain, promise in
                                                               captured.set(chain.first.flatMap { try? $0.toDERBytes() })
@@ -245,11 +258,13 @@ enum TLSProbe {
                     try channel.pipeline.syncOperations.addHandler(handler)
                     let waiter = HandshakeWaiter(promise: channel.eventLoop.makePromise())
                     try channel.pipeline.syncOperations.addHandler(waiter)
-                    return waiter.promise.futureResult
-                }.flatMap { $0 }.map { (channel, $0) }
+                    return (channel, waiter)
+                }
             }
-        defer { channel.0.close(promise: nil) }
-        return (captured.value, channel.1)
+        defer { channel.close(promise: nil) }
+        // The handshake runs after connect; the waiter reports its end (or its failure).
+        let negotiated = try await waiter.promise.futureResult.get()
+        return (captured.value, negotiated)
     }
 
     final class CapturedLeaf: @unchecked Sendable {

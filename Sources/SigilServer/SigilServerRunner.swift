@@ -5,6 +5,7 @@ import HummingbirdTLS
 import Logging
 import NIOCore
 import ServiceLifecycle
+import SigilACME
 import SigilAuthority
 import SigilCore
 import SigilStore
@@ -75,8 +76,12 @@ public struct SigilServerRunner {
             logger: logger)
         let renewal = RenewalService(identity: identity, logger: logger)
         let revocation = RevocationRefreshService(environment: environment)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: api), .init(service: publicSurface), .init(service: renewal), .init(service: revocation),
+        ]
+        if let acme = environment.acme { services.append(.init(service: NoncePruningService(acme: acme))) }
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: api), .init(service: publicSurface), .init(service: renewal), .init(service: revocation)],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()
@@ -130,6 +135,20 @@ struct RevocationRefreshService: Service {
             while !Task.isCancelled {
                 await environment.refreshRevocationData()
                 try? await Task.sleep(for: .seconds(60))
+            }
+        }
+    }
+}
+
+/// Drops redeemed ACME nonces once they have expired (every ten minutes).
+struct NoncePruningService: Service {
+    let acme: ACMEServer
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(600))
+                await acme.prune()
             }
         }
     }
