@@ -105,7 +105,9 @@ let package = Package(
             path: "Benchmarks/SigilBench"
         ),
         .target(name: "SigilTesting", dependencies: [
-            "SigilCore", "SigilStore", "SigilAuthority",
+            "SigilCore", "SigilStore", "SigilAuthority", "SigilACME",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "_CryptoExtras", package: "swift-crypto"),
             .product(name: "X509", package: "swift-certificates"),
             .product(name: "SwiftASN1", package: "swift-asn1"),
         ]),
@@ -126,6 +128,11 @@ let package = Package(
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "Yams", package: "Yams"),
             .product(name: "X509", package: "swift-certificates"),
+        ]),
+        .testTarget(name: "SigilACMETests", dependencies: [
+            "SigilACME", "SigilAuthority", "SigilStore", "SigilCore", "SigilTesting",
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "SigilCommandsTests", dependencies: ["SigilCommands", "SigilCore", "SigilTesting"]),
     ]
