@@ -27,7 +27,7 @@ public final class NonceLedger: Sendable {
     /// How long a nonce stays redeemable.
     public let lifetime: TimeInterval
 
-    public static func make(store: any Store, mode: Mode, clock: any SigilClock, lifetime: TimeInterval = 3600) async throws -> NonceLedger {
+    public static func make(store: any Store, mode: Mode, clock: any SigilClock, lifetime: TimeInterval = 900) async throws -> NonceLedger {
         let key: SymmetricKey
         switch mode {
         case .memory:
