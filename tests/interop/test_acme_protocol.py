@@ -1056,6 +1056,21 @@ def test_renewal_info(env):
     problem(c.new_order(["ari.example.com"], replaces="garbage"), 400, "malformed")
 
 
+def test_replaces_after_the_replacing_order_failed(env):
+    """RFC 9773 §5: the server refuses `replaces` only when the certificate "has already been marked as
+    replaced by a different Order that is not 'invalid'". An order whose authorization was
+    deactivated (RFC 8555 §7.1.6: then the order is invalid) no longer blocks a new replacement."""
+    c = env.account()
+    issued = issue(env, c, ["ari3.example.com"])
+    cert_id = ari_cert_id(issued.cert)
+    r = ok(c.new_order(["ari3.example.com"], replaces=cert_id), 201)
+    first_url, first = r.headers["Location"], r.json()
+    ok(c.post(first["authorizations"][0], {"status": "deactivated"}))
+    assert ok(c.post_as_get(first_url)).json()["status"] == "invalid"
+    r = ok(c.new_order(["ari3.example.com"], replaces=cert_id), 201)
+    assert r.json().get("replaces") == cert_id, describe(r)
+
+
 # ====================================================================================== test mode server
 
 
