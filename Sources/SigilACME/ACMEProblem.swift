@@ -40,6 +40,8 @@ public struct ACMEProblem: Error, Sendable, CustomStringConvertible {
     public var retryAfter: Int?
     /// For a key change onto a key another account holds (RFC 8555 §7.3.5): that account's URL.
     public var location: String?
+    /// For 405: the methods the resource allows.
+    public var allow: String?
 
     public init(_ kind: Kind, _ detail: String, status: Int? = nil, subproblems: [ACMEStoredSubproblem] = [], algorithms: [String]? = nil, retryAfter: Int? = nil) {
         self.kind = kind

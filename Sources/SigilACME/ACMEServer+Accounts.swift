@@ -18,6 +18,8 @@ extension ACMEServer {
         let thumbprint = v.key.thumbprint
         // RFC 8555 §7.3.1: the same key again finds the existing account (200, not 201).
         if let existing = try await store.read({ try await $0.acmeAccount(provisioner: p.name, thumbprint: thumbprint) }) {
+            // RFC 8555 §7.3.6: a deactivated account's key authorizes nothing, not even a lookup.
+            guard existing.status == .valid else { throw ACMEProblem(.unauthorized, "the account of this key is \(existing.status.rawValue)", status: 401) }
             return json(200, accountJSON(p, existing), location: accountURL(p, existing.id))
         }
         if payload["onlyReturnExisting"] as? Bool == true {

@@ -47,7 +47,14 @@ extension ACMEServer {
               let certificate = try? X509Certificate(derEncoded: der) else {
             throw ACMEProblem(.malformed, "\"certificate\" must be the base64url DER of a certificate")
         }
-        let reasonCode = payload["reason"] as? Int ?? 0
+        // RFC 8555 §7.6: "reason" is an integer; anything else is malformed, never a silent 0.
+        struct RevocationPayload: Decodable { var reason: Int? }
+        let reasonCode: Int
+        do {
+            reasonCode = try JSONDecoder().decode(RevocationPayload.self, from: Data(v.jws.payload)).reason ?? 0
+        } catch {
+            throw ACMEProblem(.malformed, "\"reason\" must be an integer revocation reason code")
+        }
         // RFC 8555 §7.6 with RFC 5280 §5.3.1: the reasons a subscriber may give.
         guard [0, 1, 3, 4, 5, 9].contains(reasonCode), let reason = RevocationReason(rawValue: reasonCode) else {
             throw ACMEProblem(.badRevocationReason, "reason \(reasonCode) is not allowed; use 0, 1, 3, 4, 5 or 9")

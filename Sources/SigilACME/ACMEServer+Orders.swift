@@ -139,8 +139,11 @@ extension ACMEServer {
         guard Set(previous.identifiers).intersection(identifiers).isEmpty == false else {
             throw ACMEProblem(.malformed, "the replaced certificate shares no identifier with this order")
         }
-        let others = try await store.read { try await $0.acmeOrders(replacing: certID) }
-        if others.contains(where: { $0.status != .invalid && $0.expires > clock.now() || $0.status == .valid }) {
+        var live = false
+        for other in try await store.read({ try await $0.acmeOrders(replacing: certID) }) where try await current(other).status != .invalid {
+            live = true
+        }
+        if live {
             throw ACMEProblem(.alreadyReplaced, "the certificate \(certID) was already replaced by another order")
         }
         return certID
@@ -261,7 +264,7 @@ extension ACMEServer {
         }
         guard let mapping = p.profiles[order.profile] else { throw ACMEProblem(.invalidProfile, "profile '\(order.profile)' is no longer offered") }
         var request = IssuanceRequest(csr: csr, profile: mapping.profile, issuer: p.issuer, days: mapping.days, requester: actor(p, account.id),
-                                      tags: ["acme", p.name])
+                                      tags: p.name == "acme" ? ["acme"] : ["acme", p.name])
         request.requestID = "acme-order:\(order.id)"
         request.refuseApproval = true
         request.inTransaction = { session, record in

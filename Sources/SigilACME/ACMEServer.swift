@@ -99,6 +99,20 @@ public final class ACMEServer: Sendable {
             logger.error("ACME request failed", metadata: ["path": .string(request.path), "error": .string(String(describing: error))])
             response = problemResponse(ACMEProblem(.serverInternal, "the server could not complete the request"), provisioner: provisioner)
         }
+        return finish(response, provisioner)
+    }
+
+    /// A problem found before the request reached the protocol (a body over the size limit),
+    /// answered with the same headers as every other response.
+    public func reject(_ problem: ACMEProblem, path: String) -> ACMEResponse {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        let provisioner = segments.count >= 3 && segments[1] == "acme" ? configuration.provisioners[segments[2]] : nil
+        let response = problemResponse(problem, provisioner: provisioner)
+        return provisioner.map { finish(response, $0) } ?? response
+    }
+
+    private func finish(_ response: ACMEResponse, _ provisioner: ACMEProvisioner) -> ACMEResponse {
+        var response = response
         // RFC 8555 §6.5: a fresh nonce on every response; §7.1: the directory as rel="index".
         response.headers.append(("Replay-Nonce", nonces.issue()))
         response.headers.append(("Link", "<\(directoryURL(provisioner))>;rel=\"index\""))
@@ -110,6 +124,7 @@ public final class ACMEServer: Sendable {
         var headers: [(String, String)] = [("Content-Type", "application/problem+json")]
         if let retry = problem.retryAfter { headers.append(("Retry-After", String(retry))) }
         if let location = problem.location { headers.append(("Location", location)) }
+        if let allow = problem.allow { headers.append(("Allow", allow)) }
         if provisioner == nil { headers.append(("Cache-Control", "no-store")) }
         return ACMEResponse(status: problem.status, headers: headers, body: encode(problem.json))
     }
@@ -118,21 +133,21 @@ public final class ACMEServer: Sendable {
         let method = request.method
         switch resource {
         case ["directory"]:
-            guard method == "GET" || method == "HEAD" else { throw notAllowed() }
+            guard method == "GET" || method == "HEAD" else { throw notAllowed("GET, HEAD") }
             return json(200, directory(p))
         case ["new-nonce"]:
             // RFC 8555 §7.2: HEAD answers 200, GET 204.
-            guard method == "GET" || method == "HEAD" else { throw notAllowed() }
+            guard method == "GET" || method == "HEAD" else { throw notAllowed("GET, HEAD") }
             return ACMEResponse(status: method == "HEAD" ? 200 : 204, headers: [("Cache-Control", "no-store")])
         case let r where r.count == 2 && r[0] == "renewal-info":
-            guard method == "GET" || method == "HEAD" else { throw notAllowed() }
+            guard method == "GET" || method == "HEAD" else { throw notAllowed("GET, HEAD") }
             return try await renewalInfo(p, r[1])
         default:
             break
         }
         guard method == "POST" else {
             // RFC 8555 §6.3: every other resource is read with POST-as-GET.
-            throw ACMEProblem(.malformed, "use POST (or POST-as-GET) for this resource", status: 405)
+            throw notAllowed("POST", detail: "use POST (or POST-as-GET) for this resource")
         }
         switch resource {
         case ["new-account"]:
@@ -162,7 +177,12 @@ public final class ACMEServer: Sendable {
         }
     }
 
-    private func notAllowed() -> ACMEProblem { ACMEProblem(.malformed, "method not allowed for this resource", status: 405) }
+    /// RFC 9110 §15.5.6: a 405 names the methods that are allowed.
+    private func notAllowed(_ allow: String, detail: String = "method not allowed for this resource") -> ACMEProblem {
+        var problem = ACMEProblem(.malformed, detail, status: 405)
+        problem.allow = allow
+        return problem
+    }
 
     // MARK: JWS authentication (RFC 8555 §6.2–§6.5)
 
@@ -205,13 +225,16 @@ public final class ACMEServer: Sendable {
             guard let found = try await store.read({ try await $0.acmeAccount(id: id) }), found.provisioner == p.name else {
                 throw ACMEProblem(.accountDoesNotExist, "no account at \(kid.prefix(200))")
             }
-            // RFC 8555 §7.3.6: a deactivated account's requests are refused.
-            guard found.status == .valid else { throw ACMEProblem(.unauthorized, "the account is \(found.status.rawValue)") }
             key = try JWK(json: try JSONSerialization.jsonObject(with: Data(found.jwk.utf8)))
             account = found
         }
         guard try key.verify(algorithm: jws.algorithm, signature: jws.signature, message: jws.signingInput) else {
             throw ACMEProblem(.malformed, "the JWS signature does not verify")
+        }
+        // RFC 8555 §7.3.6: a deactivated account's requests are refused with 401 (checked after
+        // the signature, so nobody learns an account's state without its key).
+        if let account, account.status != .valid {
+            throw ACMEProblem(.unauthorized, "the account is \(account.status.rawValue)", status: 401)
         }
         // Only a request that proved its key uses up a nonce.
         try await nonces.redeem(nonce, expires: nonceExpiry)

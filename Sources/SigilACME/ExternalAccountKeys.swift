@@ -24,7 +24,9 @@ public struct ExternalAccountKeys: Sendable {
             do { _ = try NamePattern(pattern) } catch { problems.append("--allow \(pattern): \(error)") }
         }
         if !problems.isEmpty { throw SigilError(.badInput, "invalid name pattern\(problems.count == 1 ? "" : "s"):", reasons: problems) }
-        let secret = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
+        // A key that starts with '-' would read as an option on client command lines.
+        var secret = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
+        while Base64URL.encode(secret).hasPrefix("-") { secret = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) } }
         var generator = SystemRandomNumberGenerator()
         let id = "kid-" + Base64URL.encode((0..<12).map { _ in UInt8.random(in: 0...255, using: &generator) })
         let now = clock.now()

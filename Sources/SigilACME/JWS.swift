@@ -195,13 +195,13 @@ public struct FlattenedJWS: Sendable {
         guard let payload = payloadB64.isEmpty ? [] : Base64URL.decode(payloadB64) else {
             throw ACMEProblem(.malformed, "the JWS payload is not base64url")
         }
-        guard let signature = Base64URL.decode(signatureB64), !signature.isEmpty else {
-            throw ACMEProblem(.malformed, "the JWS signature is not base64url")
-        }
         guard let algorithm = header["alg"] as? String else { throw ACMEProblem(.malformed, "the JWS protected header has no \"alg\"") }
-        // RFC 8555 §6.2: never "none" nor a MAC algorithm.
+        // RFC 8555 §6.2: never "none" nor a MAC algorithm (checked before the signature, which "none" leaves empty).
         guard acmeSignatureAlgorithms.contains(algorithm) else {
             throw ACMEProblem(.badSignatureAlgorithm, "JWS algorithm \"\(algorithm)\" is not accepted", algorithms: acmeSignatureAlgorithms)
+        }
+        guard let signature = Base64URL.decode(signatureB64), !signature.isEmpty else {
+            throw ACMEProblem(.malformed, "the JWS signature is not base64url")
         }
         if let crit = header["crit"] { _ = crit; throw ACMEProblem(.malformed, "the JWS \"crit\" header is not supported") }
         // RFC 8555 §6.2: "jwk" and "kid" are mutually exclusive; one must be there.

@@ -88,7 +88,7 @@ struct ServeCommand: AsyncParsableCommand {
         let workspace = try await Workspace.open(home, configuration: settings, databasePath: database)
         do {
             try await serve(workspace: workspace, listen: listenAddress, http: httpAddress, names: names, ocspMode: ocspMode, logger: logger,
-                            json: format == "json", acme: acme, publicURL: configuredPublicURL)
+                            json: format == "json", acme: acme, publicURL: configuredPublicURL, httpPublicURLGiven: settings.httpPublicURL != nil)
         } catch {
             await workspace.close()
             throw error
@@ -98,7 +98,8 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     private func serve(workspace: Workspace, listen: ListenAddress, http: ListenAddress, names: [String], ocspMode: OCSPResponder.SignerMode,
-                       logger: Logger, json: Bool, acme acmeConfiguration: ACMEConfiguration?, publicURL: String?) async throws {
+                       logger: Logger, json: Bool, acme acmeConfiguration: ACMEConfiguration?, publicURL: String?,
+                       httpPublicURLGiven: Bool) async throws {
         let console = Console.current
         // With JSON logs, everything on standard error is a JSON log line.
         let notice: (String) -> Void = { message in
@@ -145,10 +146,15 @@ struct ServeCommand: AsyncParsableCommand {
             }
         }
         let acme = environment.acme
+        let httpPublicURLConfigured = httpPublicURLGiven
         let identity = try await ServerIdentity(authority: authority, names: names)
         let runner = SigilServerRunner(
             environment: environment, identity: identity, listen: listen, httpListen: http, logger: logger,
             onListening: { https, httpPort in
+                // With --http-listen HOST:0 and no http_public_url, certificates name the port actually bound.
+                if httpPublicURLConfigured == false && http.port == 0 {
+                    authority.setHTTPPublicURL("http://\(http.host.contains(":") ? "[\(http.host)]" : http.host):\(httpPort)")
+                }
                 if publicURL == nil { acme?.setBaseURL("https://\(listen.host.contains(":") ? "[\(listen.host)]" : listen.host):\(https)") }
                 console.print("listening: https://\(listen.host):\(https) (API) and http://\(http.host):\(httpPort) (CA certificates, CRLs, OCSP); root certificate: \(workspace.home)/root.pem")
                 if let acme {

@@ -594,11 +594,6 @@ def aia_urls(cert: x509.Certificate) -> dict:
     }
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: with --http-listen 127.0.0.1:0 and no http_public_url, issued certificates carry "
-    "http://127.0.0.1:0/ocsp, http://127.0.0.1:0/crl/intermediate.crl, http://127.0.0.1:0/ca/intermediate.crt "
-    "(the configured listen string, not the bound port serve prints); DESIGN.md: default http:// + the HTTP "
-    "listener. certbot's OCSP check then fails ('are we offline?') and `certbot certificates` never shows REVOKED"))
 def test_certbot_sees_revocation_through_aia(acme, tmp_path):
     """certbot finds the revocation on its own through the certificate's AIA OCSP URL: `certbot
     certificates` says REVOKED. The URLs in the certificate are the HTTP listener serve printed."""
