@@ -37,6 +37,7 @@ public enum SigilApplication {
         }
         addOperations(router, env)
         if let acme = env.acme { addACME(router, acme) }
+        if let dashboard = try? Dashboard(env: env) { dashboard.register(on: router) }
         return router
     }
 

@@ -184,6 +184,30 @@ enum Migrations {
             )
             """,
         ]),
+        // The dashboard: sign-in sessions, and indexes for its inventory filters and audit view.
+        (6, [
+            """
+            CREATE TABLE dashboard_sessions (
+                id TEXT PRIMARY KEY,
+                token_id TEXT NOT NULL,
+                name TEXT NOT NULL,
+                role TEXT NOT NULL,
+                csrf TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL,
+                revoked_at BIGINT
+            )
+            """,
+            "CREATE INDEX certificates_profile ON certificates (profile, not_after)",
+            "CREATE INDEX certificates_issuer ON certificates (issuer, not_after)",
+            "CREATE INDEX certificates_algorithm ON certificates (key_algorithm, key_size)",
+            "CREATE INDEX certificates_source ON certificates (source, not_after)",
+            "CREATE INDEX certificates_created ON certificates (created_at)",
+            "CREATE INDEX audit_actor ON audit (actor, seq)",
+            "CREATE INDEX audit_action ON audit (action, seq)",
+            "CREATE INDEX audit_object ON audit (object, seq)",
+            "CREATE INDEX audit_time ON audit (time_ms)",
+        ]),
     ]
 
     static var latest: Int { all.map(\.version).max() ?? 0 }

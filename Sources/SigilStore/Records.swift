@@ -229,6 +229,14 @@ public struct CertificateQuery: Sendable {
     /// Continue after this (notAfter, fingerprint) position.
     public var after: (notAfter: Date, fingerprint: String)?
 
+    /// A tag the certificate carries.
+    public var tag: String?
+    /// `RSA`, `EC`, `Ed25519`, `ML-DSA` (the key_algorithm column).
+    public var keyAlgorithm: String?
+    public var sort: CertificateSort = .notAfter
+    /// Rows to skip (with a sort other than the default; the default pages with `after`).
+    public var offset: Int = 0
+
     public init(now: Date, status: CertificateStatus? = nil, namePattern: String? = nil, owner: String? = nil, issuer: String? = nil,
                 profile: String? = nil, source: CertificateSource? = nil, expiringBefore: Date? = nil, limit: Int = 1000,
                 after: (notAfter: Date, fingerprint: String)? = nil) {
@@ -313,5 +321,120 @@ public struct CRLRecord: Sendable, Equatable {
         self.nextUpdate = nextUpdate
         self.entries = entries
         self.der = der
+    }
+}
+
+/// Orders of the inventory; each is served by an index.
+public enum CertificateSort: String, Sendable, CaseIterable {
+    case notAfter = "not_after", notAfterDescending = "-not_after", commonName = "common_name", createdDescending = "-created_at", serial
+
+    var sql: String {
+        switch self {
+        case .notAfter: return "not_after, fingerprint"
+        case .notAfterDescending: return "not_after DESC, fingerprint"
+        case .commonName: return "common_name, fingerprint"
+        case .createdDescending: return "created_at DESC, fingerprint"
+        case .serial: return "serial, fingerprint"
+        }
+    }
+}
+
+/// A signed-in dashboard session. `id` is the SHA-256 of the cookie's secret, so the
+/// database never holds a usable session.
+public struct DashboardSessionRecord: Sendable, Equatable {
+    public var id: String
+    public var tokenID: String
+    public var name: String
+    public var role: String
+    /// The session's anti-CSRF token, sent back in every state-changing form.
+    public var csrf: String
+    public var createdAt: Date
+    public var expiresAt: Date
+    public var revokedAt: Date?
+
+    public init(id: String, tokenID: String, name: String, role: String, csrf: String, createdAt: Date, expiresAt: Date, revokedAt: Date? = nil) {
+        self.id = id
+        self.tokenID = tokenID
+        self.name = name
+        self.role = role
+        self.csrf = csrf
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+        self.revokedAt = revokedAt
+    }
+}
+
+/// The inventory in numbers, for the overview.
+public struct CertificateStatistics: Sendable, Equatable {
+    public var active = 0
+    public var expired = 0
+    public var revoked = 0
+    public var expiring7 = 0
+    public var expiring30 = 0
+    public var expiring90 = 0
+    /// Active certificates by week of expiry, from now, 26 weeks.
+    public var expiryByWeek = [Int](repeating: 0, count: 26)
+    /// Certificates recorded per day, the last 30 days, oldest first.
+    public var issuedByDay = [Int](repeating: 0, count: 30)
+    /// Active certificates by key algorithm and size.
+    public var algorithms: [AlgorithmCount] = []
+    public var byIssuer: [String: Int] = [:]
+
+    public init() {}
+    public var total: Int { active + expired + revoked }
+}
+
+public struct AlgorithmCount: Sendable, Equatable {
+    public var algorithm: String
+    public var size: Int
+    public var count: Int
+    public init(algorithm: String, size: Int, count: Int) {
+        self.algorithm = algorithm
+        self.size = size
+        self.count = count
+    }
+}
+
+/// What the audit view filters on.
+public struct AuditFilter: Sendable {
+    public var actor: String?
+    /// Matches an action or an action prefix (`certificate.` matches every certificate action).
+    public var action: String?
+    public var object: String?
+    public var since: Date?
+    public var until: Date?
+    /// Newest first, entries before this sequence number.
+    public var beforeSeq: Int64?
+    public var limit: Int
+
+    public init(actor: String? = nil, action: String? = nil, object: String? = nil, since: Date? = nil, until: Date? = nil, beforeSeq: Int64? = nil, limit: Int = 100) {
+        self.actor = actor
+        self.action = action
+        self.object = object
+        self.since = since
+        self.until = until
+        self.beforeSeq = beforeSeq
+        self.limit = limit
+    }
+}
+
+/// One compliance check over the inventory, with its count and a few of the certificates it found.
+public struct ComplianceFinding: Sendable {
+    public var id: String
+    public var title: String
+    /// `high`, `medium`, `low` or `info`.
+    public var severity: String
+    /// The controls it bears on.
+    public var controls: String
+    public var count: Int
+    public var examples: [CertificateRecord]
+
+    public init(id: String, title: String, severity: String, controls: String, count: Int, examples: [CertificateRecord]) {
+        self.id = id
+        self.title = title
+        self.severity = severity
+        self.controls = controls
+        self.count = count
+        self.examples = examples
     }
 }

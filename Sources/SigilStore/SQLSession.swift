@@ -106,6 +106,33 @@ public struct SQLSession: StoreSession {
 
     public func certificates(_ query: CertificateQuery) async throws -> [CertificateRecord] {
         var sql = SQLQueryString("SELECT * FROM certificates WHERE 1 = 1")
+        appendConditions(query, to: &sql)
+        if query.sort == .notAfter, let after = query.after {
+            sql.appendLiteral(" AND (not_after > ")
+            sql.appendInterpolation(bind: seconds(after.notAfter))
+            sql.appendLiteral(" OR (not_after = ")
+            sql.appendInterpolation(bind: seconds(after.notAfter))
+            sql.appendLiteral(" AND fingerprint > ")
+            sql.appendInterpolation(bind: after.fingerprint)
+            sql.appendLiteral("))")
+        }
+        sql.appendInterpolation(unsafeRaw: " ORDER BY \(query.sort.sql) LIMIT ")
+        sql.appendInterpolation(bind: query.limit)
+        if query.offset > 0 {
+            sql.appendLiteral(" OFFSET ")
+            sql.appendInterpolation(bind: query.offset)
+        }
+        return try await db.raw(sql).all().map(decodeCertificate)
+    }
+
+    public func countCertificates(_ query: CertificateQuery) async throws -> Int {
+        var sql = SQLQueryString("SELECT COUNT(*) AS n FROM certificates WHERE 1 = 1")
+        appendConditions(query, to: &sql)
+        return Int(try await db.raw(sql).first()?.decode(column: "n", as: Int64.self) ?? 0)
+    }
+
+    /// The filters of a query as SQL conditions with binds (pagination and order excluded).
+    private func appendConditions(_ query: CertificateQuery, to sql: inout SQLQueryString) {
         let now = seconds(query.now)
         switch query.status {
         case .revoked?: sql.appendInterpolation(unsafeRaw: " AND status = 'revoked'")
@@ -130,24 +157,19 @@ public struct SQLSession: StoreSession {
         if let issuer = query.issuer { sql.appendLiteral(" AND issuer = "); sql.appendInterpolation(bind: issuer) }
         if let profile = query.profile { sql.appendLiteral(" AND profile = "); sql.appendInterpolation(bind: profile) }
         if let source = query.source { sql.appendLiteral(" AND source = "); sql.appendInterpolation(bind: source.rawValue) }
+        if let algorithm = query.keyAlgorithm { sql.appendLiteral(" AND key_algorithm = "); sql.appendInterpolation(bind: algorithm) }
+        if let tag = query.tag {
+            let escaped = tag.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_")
+            sql.appendLiteral(" AND tags LIKE ")
+            sql.appendInterpolation(bind: "%\"" + escaped + "\"%")
+            sql.appendLiteral(" ESCAPE '\\'")
+        }
         if let before = query.expiringBefore {
             sql.appendLiteral(" AND status = 'active' AND not_after > ")
             sql.appendInterpolation(bind: now)
             sql.appendLiteral(" AND not_after <= ")
             sql.appendInterpolation(bind: seconds(before))
         }
-        if let after = query.after {
-            sql.appendLiteral(" AND (not_after > ")
-            sql.appendInterpolation(bind: seconds(after.notAfter))
-            sql.appendLiteral(" OR (not_after = ")
-            sql.appendInterpolation(bind: seconds(after.notAfter))
-            sql.appendLiteral(" AND fingerprint > ")
-            sql.appendInterpolation(bind: after.fingerprint)
-            sql.appendLiteral("))")
-        }
-        sql.appendLiteral(" ORDER BY not_after, fingerprint LIMIT ")
-        sql.appendInterpolation(bind: query.limit)
-        return try await db.raw(sql).all().map(decodeCertificate)
     }
 
     public func updateCertificateRevocation(fingerprint: String, status: StoredCertificateStatus, revokedAt: Date?, reason: Int?, invalidityDate: Date?) async throws {
@@ -161,7 +183,7 @@ public struct SQLSession: StoreSession {
         try await db.raw("UPDATE certificates SET owner = \(bind: owner), tags = \(bind: json(tags)) WHERE fingerprint = \(bind: fingerprint)").run()
     }
 
-    private func decodeCertificate(_ row: any SQLRow) throws -> CertificateRecord {
+    func decodeCertificate(_ row: any SQLRow) throws -> CertificateRecord {
         CertificateRecord(
             serial: try row.decode(column: "serial", as: String.self),
             issuer: try row.decode(column: "issuer", as: String.self),
@@ -374,17 +396,19 @@ public struct SQLSession: StoreSession {
     }
 
     public func auditEntries(afterSeq: Int64, limit: Int) async throws -> [AuditEntry] {
-        try await db.raw("SELECT * FROM audit WHERE seq > \(bind: afterSeq) ORDER BY seq LIMIT \(bind: limit)").all().map { row in
-            AuditEntry(
-                seq: try row.decode(column: "seq", as: Int64.self),
-                time: Date(timeIntervalSince1970: Double(try row.decode(column: "time_ms", as: Int64.self)) / 1000),
-                actor: try row.decode(column: "actor", as: String.self),
-                action: try row.decode(column: "action", as: String.self),
-                object: try row.decode(column: "object", as: String.self),
-                details: try row.decode(column: "details", as: String.self),
-                prevHash: try row.decode(column: "prev_hash", as: String.self),
-                hash: try row.decode(column: "hash", as: String.self))
-        }
+        try await db.raw("SELECT * FROM audit WHERE seq > \(bind: afterSeq) ORDER BY seq LIMIT \(bind: limit)").all().map(decodeAudit)
+    }
+
+    func decodeAudit(_ row: any SQLRow) throws -> AuditEntry {
+        AuditEntry(
+            seq: try row.decode(column: "seq", as: Int64.self),
+            time: Date(timeIntervalSince1970: Double(try row.decode(column: "time_ms", as: Int64.self)) / 1000),
+            actor: try row.decode(column: "actor", as: String.self),
+            action: try row.decode(column: "action", as: String.self),
+            object: try row.decode(column: "object", as: String.self),
+            details: try row.decode(column: "details", as: String.self),
+            prevHash: try row.decode(column: "prev_hash", as: String.self),
+            hash: try row.decode(column: "hash", as: String.self))
     }
 
     // MARK: Helpers

@@ -112,6 +112,17 @@ public protocol StoreSession: Sendable {
     func consumeACMENonce(_ nonce: String, expires: Date) async throws
     @discardableResult
     func pruneACMENonces(before: Date) async throws -> Int
+    // The dashboard.
+    func insertDashboardSession(_ session: DashboardSessionRecord) async throws
+    func dashboardSession(id: String) async throws -> DashboardSessionRecord?
+    func revokeDashboardSession(id: String, at: Date) async throws
+    func countCertificates(_ query: CertificateQuery) async throws -> Int
+    func certificateStatistics(now: Date) async throws -> CertificateStatistics
+    /// Audit entries newest first.
+    func auditEntries(_ filter: AuditFilter) async throws -> [AuditEntry]
+    /// The inventory checks the compliance view shows, each with up to `examples` certificates.
+    func complianceFindings(now: Date, examples: Int) async throws -> [ComplianceFinding]
+
     func setting(_ name: String) async throws -> String?
     /// Throws `.duplicate` when the setting exists (the first writer wins).
     func insertSetting(_ name: String, value: String) async throws
