@@ -80,6 +80,7 @@ public struct SigilServerRunner {
             .init(service: api), .init(service: publicSurface), .init(service: renewal), .init(service: revocation),
         ]
         if let acme = environment.acme { services.append(.init(service: NoncePruningService(acme: acme))) }
+        if let sqlite = environment.authority.store as? SQLiteStore { services.append(.init(service: StoreMaintenanceService(store: sqlite, logger: logger))) }
         let group = ServiceGroup(configuration: .init(
             services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
@@ -149,6 +150,21 @@ struct NoncePruningService: Service {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(600))
                 await acme.prune()
+            }
+        }
+    }
+}
+
+/// Keeps SQLite's planner statistics current: at start and every hour.
+struct StoreMaintenanceService: Service {
+    let store: SQLiteStore
+    let logger: Logger
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do { try await store.optimize() } catch { logger.warning("ANALYZE failed: \(error)") }
+                try? await Task.sleep(for: .seconds(3600))
             }
         }
     }

@@ -198,6 +198,19 @@ enum Migrations {
                 revoked_at BIGINT
             )
             """,
+            // Every name a certificate carries, and reversed, so name, prefix and *.suffix searches use an index.
+            """
+            CREATE TABLE certificate_names (
+                name TEXT NOT NULL,
+                rname TEXT NOT NULL,
+                fingerprint TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX certificate_names_name ON certificate_names (name)",
+            "CREATE INDEX certificate_names_rname ON certificate_names (rname)",
+            "CREATE INDEX certificate_names_fingerprint ON certificate_names (fingerprint)",
+            "CREATE INDEX certificates_display_name ON certificates ((COALESCE(common_name, '')), fingerprint)",
+            "CREATE INDEX certificates_serial_order ON certificates (serial, fingerprint)",
             "CREATE INDEX certificates_profile ON certificates (profile, not_after)",
             "CREATE INDEX certificates_issuer ON certificates (issuer, not_after)",
             "CREATE INDEX certificates_algorithm ON certificates (key_algorithm, key_size)",
@@ -211,4 +224,9 @@ enum Migrations {
     ]
 
     static var latest: Int { all.map(\.version).max() ?? 0 }
+
+    /// Work a migration needs beyond SQL, run in its transaction right after its statements.
+    static let backfills: [Int: @Sendable (SQLSession) async throws -> Void] = [
+        6: { session in try await session.indexAllCertificateNames() },
+    ]
 }

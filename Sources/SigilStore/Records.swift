@@ -234,8 +234,14 @@ public struct CertificateQuery: Sendable {
     /// `RSA`, `EC`, `Ed25519`, `ML-DSA` (the key_algorithm column).
     public var keyAlgorithm: String?
     public var sort: CertificateSort = .notAfter
-    /// Rows to skip (with a sort other than the default; the default pages with `after`).
+    /// Rows to skip. Prefer `cursor`: skipping costs as many rows as it skips.
     public var offset: Int = 0
+    /// Keyset pagination in any sort: rows after (or before) this one.
+    public var cursor: CertificateCursor?
+    /// Indexed search: a name or name prefix, `*.suffix`, a serial or a fingerprint.
+    public var search: String?
+    /// Set by the store: the search matches most of the inventory.
+    var broadSearch = false
 
     public init(now: Date, status: CertificateStatus? = nil, namePattern: String? = nil, owner: String? = nil, issuer: String? = nil,
                 profile: String? = nil, source: CertificateSource? = nil, expiringBefore: Date? = nil, limit: Int = 1000,
@@ -324,18 +330,47 @@ public struct CRLRecord: Sendable, Equatable {
     }
 }
 
-/// Orders of the inventory; each is served by an index.
+/// Orders of the inventory; each is served by an index, ties broken by fingerprint.
 public enum CertificateSort: String, Sendable, CaseIterable {
     case notAfter = "not_after", notAfterDescending = "-not_after", commonName = "common_name", createdDescending = "-created_at", serial
 
-    var sql: String {
+    /// The SQL expression sorted on (the same expression as its index).
+    var column: String {
         switch self {
-        case .notAfter: return "not_after, fingerprint"
-        case .notAfterDescending: return "not_after DESC, fingerprint"
-        case .commonName: return "common_name, fingerprint"
-        case .createdDescending: return "created_at DESC, fingerprint"
-        case .serial: return "serial, fingerprint"
+        case .notAfter, .notAfterDescending: return "not_after"
+        case .commonName: return "COALESCE(common_name, '')"
+        case .createdDescending: return "created_at"
+        case .serial: return "serial"
         }
+    }
+
+    var descending: Bool { self == .notAfterDescending || self == .createdDescending }
+    var numeric: Bool { self == .notAfter || self == .notAfterDescending || self == .createdDescending }
+
+    var sql: String { "\(column)\(descending ? " DESC" : ""), fingerprint" }
+
+    /// The value a row is positioned by, as a cursor carries it.
+    public func value(of record: CertificateRecord) -> String {
+        switch self {
+        case .notAfter, .notAfterDescending: return String(Int64(record.notAfter.timeIntervalSince1970.rounded(.down)))
+        case .commonName: return record.commonName ?? ""
+        case .createdDescending: return String(Int64(record.createdAt.timeIntervalSince1970.rounded(.down)))
+        case .serial: return record.serial
+        }
+    }
+}
+
+/// A position in a sorted inventory: the sort value and fingerprint of a row.
+public struct CertificateCursor: Sendable, Equatable {
+    public var value: String
+    public var fingerprint: String
+    /// Rows before the position (the previous page) instead of after it.
+    public var backward: Bool
+
+    public init(value: String, fingerprint: String, backward: Bool = false) {
+        self.value = value
+        self.fingerprint = fingerprint
+        self.backward = backward
     }
 }
 

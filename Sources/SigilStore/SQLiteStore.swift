@@ -66,6 +66,17 @@ public final class SQLiteStore: Store {
         try await reader.close().get()
     }
 
+    /// Refreshes the query planner's statistics (a bounded ANALYZE), so filters on columns with
+    /// few distinct values (issuer, source) do not steer queries away from the sort's index.
+    /// `sigil serve` runs it at start and every hour.
+    public func optimize() async throws {
+        _ = try await queue.submit { session in
+            try await (session as! SQLSession).execute(unsafeSQL: "PRAGMA analysis_limit = 1000")
+            try await (session as! SQLSession).execute(unsafeSQL: "ANALYZE")
+            return true
+        }
+    }
+
     /// Runs `PRAGMA integrity_check`; returns the problems found (empty when sound).
     public func integrityCheck() async throws -> [String] {
         let rows = try await reader.sql().raw("PRAGMA integrity_check").all()
@@ -192,6 +203,7 @@ actor WriteQueue {
                 for statement in migration.statements {
                     try await db.raw(SQLQueryString(statement)).run()
                 }
+                try await Migrations.backfills[migration.version]?(SQLSession(db))
                 try await db.raw("INSERT INTO schema_migrations (version, applied_at) VALUES (\(bind: migration.version), \(bind: seconds(Date())))").run()
             }
             try await db.raw("COMMIT").run()

@@ -117,6 +117,8 @@ public protocol StoreSession: Sendable {
     func dashboardSession(id: String) async throws -> DashboardSessionRecord?
     func revokeDashboardSession(id: String, at: Date) async throws
     func countCertificates(_ query: CertificateQuery) async throws -> Int
+    /// The count, but at most `upTo`.
+    func countCertificates(_ query: CertificateQuery, upTo: Int) async throws -> Int
     func certificateStatistics(now: Date) async throws -> CertificateStatistics
     /// Audit entries newest first.
     func auditEntries(_ filter: AuditFilter) async throws -> [AuditEntry]

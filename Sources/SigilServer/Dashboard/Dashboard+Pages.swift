@@ -15,10 +15,13 @@ extension Dashboard {
     func overview(_ session: DashboardSessions.Active) async throws -> Response {
         let now = env.clock.now()
         let store = env.authority.store
-        let stats = try await store.read { try await $0.certificateStatistics(now: now) }
-        let findings = try await store.read { try await $0.complianceFindings(now: now, examples: 0) }
+        _ = store
+        let snapshot = try await insights.snapshot()
+        let stats = snapshot.statistics
+        let findings = snapshot.findings
         let issuers = try await env.authority.issuers()
         var data = try await common(session, title: "Overview")
+        data["asOf"] = RFC3339.string(snapshot.computedAt)
         data["stats"] = ["active": stats.active, "expired": stats.expired, "revoked": stats.revoked, "total": stats.total,
                          "expiring7": stats.expiring7, "expiring30": stats.expiring30, "expiring90": stats.expiring90]
         let weekLabels = (0..<26).map { week in Self.shortDate(now.addingTimeInterval(Double(week) * 604_800)) }
@@ -41,7 +44,9 @@ extension Dashboard {
             ["name": i.name, "subject": i.subject, "notAfter": RFC3339.string(i.notAfter), "root": i.isRoot, "status": i.status.rawValue,
              "certificates": stats.byIssuer[i.name] ?? 0]
         }
-        data["findings"] = findings.filter { $0.count > 0 }.map { ["title": $0.title, "severity": $0.severity, "count": $0.count, "id": $0.id] }
+        let found = findings.filter { $0.count > 0 }
+        data["findings"] = found.map { ["title": $0.title, "severity": $0.severity, "count": $0.count, "id": $0.id] }
+        data["hasFindings"] = !found.isEmpty
         if let audit = await audit.current() {
             data["audit"] = ["ok": audit.ok, "entries": audit.entries, "problem": audit.problem ?? "", "checkedAt": RFC3339.string(audit.checkedAt)]
         } else {
@@ -54,16 +59,15 @@ extension Dashboard {
 
     static let pageSize = 50
 
+    /// Counts stop here: a broad filter over a large inventory says "10,000+" instead of walking every row.
+    static let countCap = 10_000
+
     /// The inventory query a page's filters describe; unknown values are ignored, not errors.
-    func inventoryQuery(_ q: [String: String], limit: Int) -> (CertificateQuery, Int) {
+    func inventoryQuery(_ q: [String: String], limit: Int) -> CertificateQuery {
         let now = env.clock.now()
         var query = CertificateQuery(now: now, limit: limit)
         func value(_ key: String) -> String? { q[key].flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0.trimmingCharacters(in: .whitespaces) } }
-        if let text = value("q") {
-            // Free text: a name (with * wildcards, substring otherwise), a serial or a fingerprint.
-            let hex = text.filter { $0 != ":" }.lowercased()
-            query.namePattern = text.contains("*") || (hex.allSatisfy(\.isHexDigit) && hex.count >= 16) ? (hex.allSatisfy(\.isHexDigit) && hex.count >= 16 ? hex : text) : "*\(text)*"
-        }
+        query.search = value("q")
         query.status = value("status").flatMap(CertificateStatus.init(rawValue:))
         query.issuer = value("issuer")
         query.profile = value("profile")
@@ -73,42 +77,57 @@ extension Dashboard {
         query.keyAlgorithm = value("algorithm")
         if let days = value("expiring").flatMap(Int.init), days > 0 { query.expiringBefore = now.addingTimeInterval(Double(days) * 86_400) }
         query.sort = value("sort").flatMap(CertificateSort.init(rawValue:)) ?? .notAfter
-        let page = max(1, value("page").flatMap(Int.init) ?? 1)
-        query.offset = (page - 1) * limit
-        return (query, page)
+        if let fingerprint = value("af"), let position = q["av"] {
+            query.cursor = CertificateCursor(value: position, fingerprint: fingerprint)
+        } else if let fingerprint = value("bf"), let position = q["bv"] {
+            query.cursor = CertificateCursor(value: position, fingerprint: fingerprint, backward: true)
+        }
+        return query
     }
 
     func inventory(_ request: Request, _ session: DashboardSessions.Active) async throws -> Response {
         let q = Self.query(request)
-        let (query, page) = inventoryQuery(q, limit: Self.pageSize)
+        var query = inventoryQuery(q, limit: Self.pageSize + 1)
         let started = ContinuousClock.now
-        let (rows, total) = try await env.authority.store.read { s in
-            (try await s.certificates(query), try await s.countCertificates(query))
+        let probe = query
+        var countQuery = query
+        countQuery.cursor = nil
+        let counted = countQuery
+        let (fetched, total) = try await env.authority.store.read { s in
+            (try await s.certificates(probe), try await s.countCertificates(counted, upTo: Self.countCap + 1))
         }
         let elapsed = ContinuousClock.now - started
+        // One row more than a page tells whether there is more in the direction of travel.
+        let backward = query.cursor?.backward ?? false
+        let more = fetched.count > Self.pageSize
+        let rows = more ? (backward ? Array(fetched.suffix(Self.pageSize)) : Array(fetched.prefix(Self.pageSize))) : fetched
+        query.limit = Self.pageSize
         let now = env.clock.now()
         var data = try await common(session, title: "Inventory")
         data["rows"] = rows.map { row(for: $0, now: now) }
-        data["total"] = total
-        data["page"] = page
-        data["pages"] = max(1, (total + Self.pageSize - 1) / Self.pageSize)
-        let keep = q.filter { $0.key != "page" && !$0.value.isEmpty }
+        data["total"] = total > Self.countCap ? "more than \(Self.countCap)" : String(total)
+        let keep = q.filter { !["af", "av", "bf", "bv"].contains($0.key) && !$0.value.isEmpty }
         func link(_ changes: [String: String]) -> String {
             let merged = keep.merging(changes) { _, new in new }
             return "/ui/certificates?" + merged.sorted { $0.key < $1.key }.map { "\($0.key)=\(Self.encode($0.value))" }.joined(separator: "&")
         }
-        if page > 1 { data["previous"] = link(["page": String(page - 1)]) }
-        if page * Self.pageSize < total { data["next"] = link(["page": String(page + 1)]) }
+        if let last = rows.last, backward || more {
+            data["next"] = link(["av": query.sort.value(of: last), "af": last.fingerprint])
+        }
+        if let first = rows.first, query.cursor != nil && (!backward || more) {
+            data["previous"] = link(["bv": query.sort.value(of: first), "bf": first.fingerprint])
+            data["first"] = link([:])
+        }
         data["csv"] = "/ui/certificates.csv?" + keep.sorted { $0.key < $1.key }.map { "\($0.key)=\(Self.encode($0.value))" }.joined(separator: "&")
-        data["filters"] = q
         for key in ["q", "issuer", "profile", "owner", "tag", "expiring"] { data["f_\(key)"] = q[key] ?? "" }
         data["statusOptions"] = options(["", "active", "expired", "revoked"], selected: q["status"])
         data["sourceOptions"] = options(["", "issued", "imported", "discovered"], selected: q["source"])
         data["algorithmOptions"] = options(["", "ECDSA", "RSA", "Ed25519", "ML-DSA"], selected: q["algorithm"])
         data["sortOptions"] = options(CertificateSort.allCases.map(\.rawValue), selected: q["sort"] ?? CertificateSort.notAfter.rawValue)
-        data["serverMillis"] = String(format: "%.1f", Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000)
+        let millis = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        data["serverMillis"] = String(format: "%.1f", millis)
         var response = html("inventory", data)
-        response.headers[HTTPField.Name("Server-Timing")!] = "db;dur=\(data["serverMillis"] as! String)"
+        response.headers[HTTPField.Name("Server-Timing")!] = "db;dur=\(String(format: "%.1f", millis))"
         return response
     }
 
@@ -126,8 +145,8 @@ extension Dashboard {
 
     /// The current view as CSV (RFC 4180), up to 100,000 rows.
     func inventoryCSV(_ request: Request) async throws -> Response {
-        var (filter, _) = inventoryQuery(Self.query(request), limit: 100_000)
-        filter.offset = 0
+        var filter = inventoryQuery(Self.query(request), limit: 100_000)
+        filter.cursor = nil
         let query = filter
         let rows = try await env.authority.store.read { try await $0.certificates(query) }
         let now = env.clock.now()
@@ -206,6 +225,7 @@ extension Dashboard {
         }
         do {
             _ = try await env.authority.revoke(fingerprint, reason: reason, actor: "token:\(session.record.name)")
+            await insights.invalidate()
             return redirect("/ui/certificates/\(fingerprint)")
         } catch let error as SigilError {
             return try await certificatePage(fingerprint, session, flash: "Not revoked: \(error.message)")
@@ -222,8 +242,13 @@ extension Dashboard {
             guard requested == Set(old.sans) else {
                 return try await certificatePage(fingerprint, session, flash: "Not renewed: the CSR must name exactly \(old.sans.joined(separator: ", ")).")
             }
+            // The same limits as the API: a requester token renews only names it may ask for.
+            let token = try await env.authority.store.read { try await $0.token(id: session.record.tokenID) }
+            let allowed = token.flatMap { $0.allowedNames.isEmpty ? nil : $0.allowedNames }
             let outcome = try await env.authority.submit(IssuanceRequest(csr: csr, profile: profile, issuer: old.issuer, requester: "token:\(session.record.name)",
-                                                                         owner: old.owner, tags: old.tags))
+                                                                         owner: old.owner, tags: old.tags,
+                                                                         allowedNames: try allowed.map { try $0.map(NamePattern.init) }))
+            await insights.invalidate()
             switch outcome {
             case .issued(let issued): return redirect("/ui/certificates/\(issued.record.fingerprint)")
             case .pending(let request): return redirect("/ui/requests#\(request.id)")
@@ -271,6 +296,7 @@ extension Dashboard {
         do {
             if approve {
                 let issued = try await env.authority.approve(requestID: id, actor: actor, note: note.isEmpty ? nil : note)
+                await insights.invalidate()
                 return try await requestsPage(session, flash: "Approved: certificate \(issued.record.serial) issued.")
             }
             guard !note.isEmpty else { return try await requestsPage(session, flash: "Give a reason to reject a request.") }
@@ -318,8 +344,10 @@ extension Dashboard {
 
     func compliancePage(_ session: DashboardSessions.Active) async throws -> Response {
         let now = env.clock.now()
-        let findings = try await env.authority.store.read { try await $0.complianceFindings(now: now, examples: 25) }
+        let snapshot = try await insights.snapshot()
+        let findings = snapshot.findings
         var data = try await common(session, title: "Compliance")
+        data["asOf"] = RFC3339.string(snapshot.computedAt)
         data["findings"] = findings.map { f -> [String: Any] in
             ["id": f.id, "title": f.title, "severity": f.severity, "controls": f.controls, "count": f.count, "clean": f.count == 0,
              "examples": f.examples.map { row(for: $0, now: now) }, "more": max(0, f.count - f.examples.count)]
@@ -366,10 +394,20 @@ extension Dashboard {
         case .X509ExtensionID.authorityKeyIdentifier:
             return ("Authority key identifier", (try? AuthorityKeyIdentifier(ext)).flatMap { $0.keyIdentifier.map { Hex.colonSeparated($0) } } ?? "unreadable")
         case .X509ExtensionID.authorityInformationAccess: return ("Authority information access", (try? AuthorityInformationAccess(ext)).map { "\($0)" } ?? "unreadable")
-        case [2, 5, 29, 31]: return ("CRL distribution points", Self.printable(ext.value))
+        case [2, 5, 29, 31]: return ("CRL distribution points", Self.urls(ext.value))
         case [2, 5, 29, 32]: return ("Certificate policies", Self.printable(ext.value))
         default: return ("\(ext.oid)", "\(ext.value.count) bytes")
         }
+    }
+
+    /// The http(s) URLs inside a DER value (distribution points).
+    static func urls(_ bytes: ArraySlice<UInt8>) -> String {
+        let text = printable(bytes)
+        let found = text.components(separatedBy: ", ").compactMap { run -> String? in
+            guard let start = run.range(of: "http") else { return nil }
+            return String(run[start.lowerBound...])
+        }
+        return found.isEmpty ? text : found.joined(separator: ", ")
     }
 
     /// The printable runs of a DER value (URLs and OIDs in text form show through).

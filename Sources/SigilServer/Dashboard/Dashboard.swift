@@ -15,6 +15,7 @@ public struct Dashboard: Sendable {
     let sessions: DashboardSessions
     let library: MustacheLibrary
     let audit: AuditStatusCache
+    let insights: InsightsCache
     let stylesheet: ByteBuffer
 
     /// default-src 'none': no script, no frame, no remote anything; forms post back here only.
@@ -34,6 +35,10 @@ public struct Dashboard: Sendable {
         self.library = library
         self.stylesheet = ByteBuffer(string: try String(contentsOfFile: "\(directory)/sigil.css", encoding: .utf8))
         self.audit = AuditStatusCache(authority: env.authority)
+        let insights = InsightsCache(store: env.authority.store, clock: env.clock)
+        self.insights = insights
+        // The first figures are computed at start, not by the first visitor.
+        Task { _ = try? await insights.snapshot() }
     }
 
     // MARK: Plumbing
@@ -112,7 +117,9 @@ public struct Dashboard: Sendable {
     /// A GET page for signed-in users; without a session, the sign-in page.
     func page(_ request: Request, _ permission: Permission, _ body: (DashboardSessions.Active) async throws -> Response) async throws -> Response {
         guard let session = try await session(request) else {
-            return redirect("/signin?next=\(request.uri.path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? "/")")
+            // A cookie that no longer opens a session (expired, signed out, token revoked) is cleared.
+            let stale: HTTPFields = Self.cookies(request)[DashboardSessions.cookieName] == nil ? [:] : [.setCookie: Self.sessionCookie("", maxAge: 0)]
+            return redirect("/signin?next=\(request.uri.path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? "/")", headers: stale)
         }
         guard session.role.allows(permission) else { return try await forbidden(session, "the \(session.role.rawValue) role may not see this page") }
         return try await body(session)
@@ -248,5 +255,56 @@ actor AuditStatusCache {
             summary = Summary(ok: false, entries: 0, problem: "the audit trail could not be read: \(error)", checkedAt: Date())
         }
         running = nil
+    }
+}
+
+/// The overview's and compliance view's figures: aggregates over the whole inventory,
+/// computed off the request path and served while fresh (stale-while-revalidate), so
+/// these pages cost the same with 100 or 1,000,000 certificates.
+actor InsightsCache {
+    struct Snapshot: Sendable {
+        var statistics: CertificateStatistics
+        var findings: [ComplianceFinding]
+        var computedAt: Date
+    }
+
+    let store: any Store
+    let clock: any SigilClock
+    /// Older figures are recomputed in the background; the page shows when they were taken.
+    let freshness: TimeInterval = 30
+    private var current: Snapshot?
+    private var refreshing: Task<Void, Never>?
+
+    init(store: any Store, clock: any SigilClock) {
+        self.store = store
+        self.clock = clock
+    }
+
+    func snapshot() async throws -> Snapshot {
+        if let current {
+            if clock.now().timeIntervalSince(current.computedAt) > freshness, refreshing == nil {
+                refreshing = Task { try? await self.compute() }
+            }
+            return current
+        }
+        return try await compute()
+    }
+
+    /// A local change (a revocation) makes the figures stale at once.
+    func invalidate() {
+        guard refreshing == nil else { return }
+        refreshing = Task { try? await self.compute() }
+    }
+
+    @discardableResult
+    private func compute() async throws -> Snapshot {
+        defer { refreshing = nil }
+        let now = clock.now()
+        let (statistics, findings) = try await store.read { s in
+            (try await s.certificateStatistics(now: now), try await s.complianceFindings(now: now, examples: 25))
+        }
+        let snapshot = Snapshot(statistics: statistics, findings: findings, computedAt: now)
+        current = snapshot
+        return snapshot
     }
 }
