@@ -267,7 +267,7 @@ public final class ACMEServer: Sendable {
     }
 
     func encode(_ object: [String: Any]) -> [UInt8] {
-        Array((try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8))
+        JSONText.encode(object)
     }
 
     func randomID(_ bytes: Int = 12) -> String {

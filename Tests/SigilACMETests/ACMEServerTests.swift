@@ -59,6 +59,21 @@ struct ACMEFixture {
 
 @Suite("ACME: JWS and accounts")
 struct ACMEJWSTests {
+    @Test("base64url: round trips every length; refuses padding, other alphabets and stray bits")
+    func base64url() throws {
+        for length in 0..<70 {
+            let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+            let text = Base64URL.encode(bytes)
+            #expect(text == Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: ""))
+            #expect(Base64URL.decode(text) == bytes)
+        }
+        #expect(Base64URL.decode("YQ==") == nil)
+        #expect(Base64URL.decode("a+b/") == nil)
+        #expect(Base64URL.decode("YR") == nil)   // 'R' leaves non-zero bits after one byte
+        #expect(Base64URL.decode("Y") == nil)
+        #expect(JSONText.encode(["b": [1, true, "x\"\n"], "a": ["c": false]]) == Array(#"{"a":{"c":false},"b":[1,true,"x\"\n"]}"#.utf8))
+    }
+
     @Test("RFC 8037 A.3 thumbprint of an Ed25519 JWK")
     func thumbprint() throws {
         let jwk = try JWK(json: ["kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"])
