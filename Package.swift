@@ -23,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/vapor/postgres-kit.git", from: "2.17.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         .target(
@@ -40,6 +42,9 @@ let package = Package(
                 "SigilCore",
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "SQLiteKit", package: "sqlite-kit"),
+                .product(name: "PostgresKit", package: "postgres-kit"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
@@ -89,6 +94,7 @@ let package = Package(
         ),
         .target(name: "SigilTesting", dependencies: [
             "SigilCore", "SigilStore", "SigilAuthority",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "X509", package: "swift-certificates"),
             .product(name: "SwiftASN1", package: "swift-asn1"),
         ]),
@@ -98,7 +104,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "SwiftASN1", package: "swift-asn1"),
         ]),
-        .testTarget(name: "SigilStoreTests", dependencies: ["SigilStore", "SigilCore", "SigilTesting"]),
+        .testTarget(name: "SigilStoreTests", dependencies: ["SigilStore", "SigilCore", "SigilTesting", "SigilAuthority"]),
         .testTarget(name: "SigilAuthorityTests", dependencies: [
             "SigilAuthority", "SigilStore", "SigilCore", "SigilTesting",
             .product(name: "X509", package: "swift-certificates"),

@@ -32,7 +32,7 @@ struct ServeCommand: AsyncParsableCommand {
     var httpPublicURL: String?
     @Option(name: .customLong("tls-name"), help: ArgumentHelp("A name for the server's own certificate. Repeatable.", valueName: "name"))
     var tlsNames: [String] = []
-    @Option(help: ArgumentHelp("The database: a SQLite path (default SIGIL_HOME/sigil.db).", valueName: "url")) var database: String?
+    @Option(help: ArgumentHelp("The database: a SQLite path (default SIGIL_HOME/sigil.db) or postgres://USER:PASSWORD@HOST:PORT/DB?sslmode=… shared by several nodes ($SIGIL_DATABASE, sigil.yaml `database`).", valueName: "url")) var database: String?
     @Option(name: .customLong("config"), help: ArgumentHelp("A configuration file (default SIGIL_HOME/sigil.yaml).", valueName: "file"))
     var config: String?
     @Option(name: .customLong("ocsp-signer"), help: ArgumentHelp("Who signs OCSP responses: ca (the issuing CA) or delegated (an ocsp-signing certificate).", valueName: "mode"))
@@ -70,9 +70,6 @@ struct ServeCommand: AsyncParsableCommand {
         var settings = file
         settings.httpListen = httpAddress.description
         if let url = httpPublicURL ?? env["SIGIL_HTTP_PUBLIC_URL"].flatMap({ $0.isEmpty ? nil : $0 }) { settings.httpPublicURL = url }
-        if let database, database.hasPrefix("postgres") {
-            throw SigilError.unsupported("PostgreSQL is not available in this build yet; use the embedded SQLite database")
-        }
 
         ServeCommand.bootstrapLogging(format: format, level: level)
         var logger = Logger(label: "sigil")
@@ -129,11 +126,14 @@ struct ServeCommand: AsyncParsableCommand {
         let metrics = SigilMetrics()
         let environment = ServerEnvironment(authority: authority, metrics: metrics, ocspSigner: ocspMode)
         let identity = try await ServerIdentity(authority: authority, names: names)
-        let runner = SigilServerRunner(
+        var runner = SigilServerRunner(
             environment: environment, identity: identity, listen: listen, httpListen: http, logger: logger,
             onListening: { https, httpPort in
                 console.print("listening: https://\(listen.host):\(https) (API) and http://\(http.host):\(httpPort) (CA certificates, CRLs, OCSP); root certificate: \(workspace.home)/root.pem")
             })
+        if let seconds = Console.current.environment["SIGIL_SCHEDULER_INTERVAL"].flatMap(Double.init), seconds > 0 {
+            runner.schedulerInterval = .milliseconds(Int(seconds * 1000))
+        }
         try await runner.run()
     }
 

@@ -9,15 +9,28 @@ public struct SQLSession: StoreSession {
     /// need no SELECT. Only a writer that holds the database's write lock for the
     /// whole transaction may pass one (the SQLite write queue does).
     let auditHead: AuditHeadCache?
+    /// PostgreSQL: the advisory lock taken (until the transaction ends) before the
+    /// first append, so concurrent writers on any node append one after another.
+    let auditLock: Int64?
 
     public init(_ db: any SQLDatabase) {
         self.db = db
         self.auditHead = nil
+        self.auditLock = nil
     }
 
     init(_ db: any SQLDatabase, auditHead: AuditHeadCache) {
         self.db = db
         self.auditHead = auditHead
+        self.auditLock = nil
+    }
+
+    /// One transaction on a database with several writers: the head is cached only
+    /// after the lock is held, and the cache lives as long as the transaction.
+    init(_ db: any SQLDatabase, auditLock: Int64) {
+        self.db = db
+        self.auditHead = AuditHeadCache()
+        self.auditLock = auditLock
     }
 
     // MARK: Issuers
@@ -51,8 +64,8 @@ public struct SQLSession: StoreSession {
     }
 
     public func nextCRLNumber(issuer: String) async throws -> Int64 {
-        try await db.raw("UPDATE issuers SET crl_number = crl_number + 1 WHERE name = \(bind: issuer)").run()
-        guard let row = try await db.raw("SELECT crl_number FROM issuers WHERE name = \(bind: issuer)").first() else {
+        // One statement: the row lock makes the number unique across concurrent writers and nodes.
+        guard let row = try await db.raw("UPDATE issuers SET crl_number = crl_number + 1 WHERE name = \(bind: issuer) RETURNING crl_number").first() else {
             throw StoreError(.notFound, "no issuer named '\(issuer)'")
         }
         return try row.decode(column: "crl_number", as: Int64.self)
@@ -219,9 +232,12 @@ public struct SQLSession: StoreSession {
         if let current, current >= crl.number { return }
         let encoded = Data(crl.der).base64EncodedString()
         if current == nil {
+            // Another node may insert the first CRL meanwhile: the newer number wins.
             try await db.raw("""
                 INSERT INTO crls (issuer, number, this_update, next_update, entries, der) VALUES (\(bind: crl.issuer), \(bind: crl.number),
                     \(bind: seconds(crl.thisUpdate)), \(bind: seconds(crl.nextUpdate)), \(bind: crl.entries), \(bind: encoded))
+                ON CONFLICT (issuer) DO UPDATE SET number = excluded.number, this_update = excluded.this_update,
+                    next_update = excluded.next_update, entries = excluded.entries, der = excluded.der WHERE crls.number < excluded.number
                 """).run()
         } else {
             try await db.raw("""
@@ -355,6 +371,7 @@ public struct SQLSession: StoreSession {
         if let cached = auditHead?.value {
             previous = cached
         } else {
+            if let auditLock { try await db.raw("SELECT pg_advisory_xact_lock(\(bind: auditLock))").run() }
             let last = try await db.raw("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").first()
             previous = (try last?.decode(column: "seq", as: Int64.self) ?? 0, try last?.decode(column: "hash", as: String.self) ?? AuditChain.genesis)
         }
@@ -393,7 +410,8 @@ public struct SQLSession: StoreSession {
         do {
             try await body()
         } catch {
-            let text = String(describing: error)
+            // PostgresNIO keeps server details out of `description`; SQLSTATE 23505 is in the reflection.
+            let text = String(describing: error) + String(reflecting: error)
             if text.contains("UNIQUE constraint") || text.contains("duplicate key") || text.contains("23505") || text.contains("constraint failed") {
                 throw StoreError(.duplicate, message)
             }

@@ -1,0 +1,257 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import PostgresKit
+import PostgresNIO
+import SQLKit
+import Synchronization
+
+/// PostgreSQL, for several `sigil serve` nodes on one database.
+///
+/// Connections come from PostgresNIO's pool. Each `write` is one transaction on
+/// one pooled connection; a transaction that appends to the audit chain first
+/// takes a transaction-level advisory lock, so appends from every node are
+/// serialized and the chain never forks (SQLite gets the same from its single
+/// writer). Deadlocks and serialization failures are retried; a database that
+/// cannot be reached gives `StoreError(.unavailable)` within a few seconds, and
+/// the pool reconnects by itself when the database is back.
+public final class PostgresStore: Store {
+    public let settings: DatabaseURL.PostgresSettings
+    let client: PostgresClient
+    private let runner: Task<Void, Never>
+    let logger: Logger
+    /// How long a caller waits for a pooled connection before the database counts as unavailable.
+    static let leaseTimeout: Duration = .seconds(5)
+
+    /// Advisory lock keys (one 64-bit space per database). Fixed: every node must agree.
+    enum LockKey {
+        static let migrations: Int64 = 0x5349_4749_4C00_0001
+        static let audit: Int64 = 0x5349_4749_4C00_0002
+        static let schedulerBase: Int64 = 0x5349_4749_4C00_1000
+    }
+
+    /// Connects (checking the address and credentials at once) and starts the pool.
+    public static func open(_ settings: DatabaseURL.PostgresSettings, logger: Logger = Logger(label: "sigil.store")) async throws -> PostgresStore {
+        let probe: PostgresConnection
+        do {
+            probe = try await PostgresConnection.connect(configuration: try connectionConfiguration(settings), id: 0, logger: quiet)
+        } catch {
+            throw StoreError(.unavailable, "cannot connect to PostgreSQL at \(settings): \(describe(error))")
+        }
+        try? await probe.close()
+        return PostgresStore(settings: settings, client: PostgresClient(configuration: try clientConfiguration(settings), backgroundLogger: quiet), logger: logger)
+    }
+
+    private init(settings: DatabaseURL.PostgresSettings, client: PostgresClient, logger: Logger) {
+        self.settings = settings
+        self.client = client
+        self.logger = logger
+        self.runner = Task { await client.run() }
+    }
+
+    public func migrate() async throws {
+        try await withDedicatedConnection { connection in
+            let db = connection.sql(queryLogLevel: nil)
+            // Several nodes may start together: one migrates, the others wait and then find nothing to do.
+            try await db.raw("SELECT pg_advisory_lock(\(bind: LockKey.migrations))").run()
+            do {
+                try await db.raw("BEGIN").run()
+                do {
+                    try await Migrator.apply(db)
+                    try await db.raw("COMMIT").run()
+                } catch {
+                    _ = try? await db.raw("ROLLBACK").run()
+                    throw error
+                }
+                _ = try? await db.raw("SELECT pg_advisory_unlock(\(bind: LockKey.migrations))").run()
+            } catch {
+                _ = try? await db.raw("SELECT pg_advisory_unlock(\(bind: LockKey.migrations))").run()
+                throw error
+            }
+        }
+    }
+
+    public func read<T: Sendable>(_ body: @escaping @Sendable (any StoreSession) async throws -> T) async throws -> T {
+        do {
+            return try await withPooledConnection { connection in
+                try await body(SQLSession(connection.sql(queryLogLevel: nil)))
+            }
+        } catch {
+            throw Self.translate(error)
+        }
+    }
+
+    public func write<T: Sendable>(_ body: @escaping @Sendable (any StoreSession) async throws -> T) async throws -> T {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await withPooledConnection { connection in
+                    let db = connection.sql(queryLogLevel: nil)
+                    try await db.raw("BEGIN").run()
+                    do {
+                        let value = try await body(SQLSession(db, auditLock: LockKey.audit))
+                        try await db.raw("COMMIT").run()
+                        return value
+                    } catch {
+                        _ = try? await db.raw("ROLLBACK").run()
+                        throw error
+                    }
+                }
+            } catch where attempt < 5 && Self.isTransient(error) {
+                try? await Task.sleep(for: .milliseconds(5 * attempt))
+                continue
+            } catch {
+                throw Self.translate(error)
+            }
+        }
+    }
+
+    public func close() async throws {
+        runner.cancel()
+        await runner.value
+    }
+
+    public func schedulerLock(named name: String) -> any SchedulerLock {
+        // FNV-1a: the same key on every node for the same name.
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in name.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return PostgresSchedulerLock(settings: settings, key: LockKey.schedulerBase | Int64(hash & 0xfff))
+    }
+
+    // MARK: Connections
+
+    /// A pooled connection; waiting longer than `leaseTimeout` for one means the database is unavailable.
+    /// Only the wait is bounded, never the work done on the connection.
+    func withPooledConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let leased = LeaseFlag()
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask {
+                try await self.client.withConnection { connection in
+                    leased.value.store(true, ordering: .sequentiallyConsistent)
+                    return try await body(connection)
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: Self.leaseTimeout)
+                if leased.value.load(ordering: .sequentiallyConsistent) { return nil }
+                throw StoreError(.unavailable, "no connection to PostgreSQL at \(self.settings) within \(Self.leaseTimeout)")
+            }
+            while let next = try await group.next() {
+                if let value = next {
+                    group.cancelAll()
+                    return value
+                }
+            }
+            throw StoreError(.unavailable, "the PostgreSQL connection ended")
+        }
+    }
+
+    /// A connection of its own, outside the pool, closed afterwards.
+    func withDedicatedConnection<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        let connection: PostgresConnection
+        do {
+            connection = try await PostgresConnection.connect(configuration: try Self.connectionConfiguration(settings), id: 1, logger: Self.quiet)
+        } catch {
+            throw StoreError(.unavailable, "cannot connect to PostgreSQL at \(settings): \(Self.describe(error))")
+        }
+        do {
+            let value = try await body(connection)
+            try? await connection.close()
+            return value
+        } catch {
+            try? await connection.close()
+            throw Self.translate(error)
+        }
+    }
+
+    // MARK: Configuration
+
+    static let quiet = Logger(label: "sigil.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    static func tlsConfiguration(_ settings: DatabaseURL.PostgresSettings) throws -> TLSConfiguration? {
+        guard settings.tls != .disable else { return nil }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if let path = settings.rootCertificatePath {
+            do {
+                tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(path))
+            } catch {
+                throw StoreError(.failed, "cannot read sslrootcert \(path): \(error)")
+            }
+        }
+        switch settings.tls {
+        case .disable: return nil
+        // libpq: `require` verifies the server only when a root certificate is given.
+        case .require: tls.certificateVerification = settings.rootCertificatePath == nil ? .none : .noHostnameVerification
+        case .verifyCA: tls.certificateVerification = .noHostnameVerification
+        case .verifyFull: tls.certificateVerification = .fullVerification
+        }
+        return tls
+    }
+
+    static func connectionConfiguration(_ settings: DatabaseURL.PostgresSettings) throws -> PostgresConnection.Configuration {
+        var configuration = PostgresConnection.Configuration(
+            host: settings.host, port: settings.port, username: settings.username, password: settings.password, database: settings.database,
+            tls: try tlsConfiguration(settings).map { .require(try NIOSSLContext(configuration: $0)) } ?? .disable)
+        configuration.options.connectTimeout = .seconds(5)
+        return configuration
+    }
+
+    static func clientConfiguration(_ settings: DatabaseURL.PostgresSettings) throws -> PostgresClient.Configuration {
+        var configuration = PostgresClient.Configuration(
+            host: settings.host, port: settings.port, username: settings.username, password: settings.password, database: settings.database,
+            tls: try tlsConfiguration(settings).map { .require($0) } ?? .disable)
+        configuration.options.maximumConnections = settings.maximumConnections
+        configuration.options.connectTimeout = .seconds(5)
+        configuration.options.keepAliveBehavior = .init(frequency: .seconds(15))
+        return configuration
+    }
+
+    // MARK: Errors
+
+    /// SQLSTATEs a retry can cure: serialization failure, deadlock.
+    static func isTransient(_ error: any Error) -> Bool {
+        guard let error = error as? PSQLError, let state = error.serverInfo?[.sqlState] else { return false }
+        return state == "40001" || state == "40P01"
+    }
+
+    /// Database failures as `StoreError`; the body's own errors pass through unchanged.
+    static func translate(_ error: any Error) -> any Error {
+        switch error {
+        case is StoreError:
+            return error
+        case let error as PSQLError:
+            if let state = error.serverInfo?[.sqlState] {
+                // 08 connection, 28 authorization, 3D no such database, 53 resources, 57 operator intervention (shutdown), 58 system.
+                if ["08", "28", "3D", "53", "57", "58", "40"].contains(String(state.prefix(2))) {
+                    return StoreError(.unavailable, "PostgreSQL is unavailable (SQLSTATE \(state))")
+                }
+                return StoreError(.failed, "PostgreSQL refused a statement (SQLSTATE \(state)): \(error.serverInfo?[.message] ?? "")")
+            }
+            return StoreError(.unavailable, "the connection to PostgreSQL failed: \(describe(error))")
+        case is ConnectionPoolError, is ChannelError, is IOError, is NIOConnectionError, is NIOSSLError:
+            return StoreError(.unavailable, "the connection to PostgreSQL failed: \(describe(error))")
+        default:
+            return error
+        }
+    }
+
+    /// A one-line, secret-free description of a connection error.
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? PSQLError {
+            if let message = error.serverInfo?[.message] {
+                return "\(message) (SQLSTATE \(error.serverInfo?[.sqlState] ?? "?"))"
+            }
+            if let underlying = error.underlying { return "\(error.code): \(underlying)" }
+            return "\(error.code)"
+        }
+        return "\(error)"
+    }
+}
+
+/// Set once a pooled connection is handed over, so the lease timeout stands down.
+final class LeaseFlag: Sendable {
+    let value = Atomic<Bool>(false)
+}
