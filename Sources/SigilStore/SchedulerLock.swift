@@ -41,19 +41,35 @@ actor PostgresSchedulerLock: SchedulerLock {
         self.key = key
     }
 
+    deinit {
+        // A lock dropped without release(): closing the connection frees it.
+        // The task keeps the connection alive until it is closed.
+        if let connection = self.connection { Task { try? await connection.close() } }
+    }
+
     func acquire() async -> Bool {
         do {
+            if let connection, connection.isClosed {
+                self.connection = nil
+                held = false
+            }
             if connection == nil {
                 connection = try await PostgresConnection.connect(
                     configuration: try PostgresStore.connectionConfiguration(settings), id: 2, logger: PostgresStore.quiet)
                 held = false
             }
-            let db = connection!.sql(queryLogLevel: nil)
-            if held {
-                // The lock lasts as long as the session: a live connection still holds it.
-                try await db.raw("SELECT 1").run()
-            } else {
-                held = try await db.raw("SELECT pg_try_advisory_lock(\(bind: key)) AS held").first()?.decode(column: "held", as: Bool.self) ?? false
+            let connection = connection!
+            let key = key
+            let wasHeld = held
+            // Bounded: a connection the server dropped must not stall the scheduler.
+            held = try await withDeadline(.seconds(5)) {
+                let db = connection.sql(queryLogLevel: nil)
+                if wasHeld {
+                    // The lock lasts as long as the session: a live connection still holds it.
+                    try await db.raw("SELECT 1").run()
+                    return true
+                }
+                return try await db.raw("SELECT pg_try_advisory_lock(\(bind: key)) AS held").first()?.decode(column: "held", as: Bool.self) ?? false
             }
             return held
         } catch {
@@ -71,5 +87,18 @@ actor PostgresSchedulerLock: SchedulerLock {
         }
         connection = nil
         held = false
+    }
+}
+
+/// Runs `body`, or throws `StoreError(.unavailable)` after `limit` (cancelling it).
+func withDeadline<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: limit)
+            throw StoreError(.unavailable, "PostgreSQL did not answer within \(limit)")
+        }
+        defer { group.cancelAll() }
+        return try await group.next()!
     }
 }

@@ -124,7 +124,9 @@ struct PostgresStoreContractTests {
             #expect(await lockA.acquire())
             #expect(await lockA.acquire(), "the holder keeps it")
             #expect(!(await lockB.acquire()))
-            #expect(await b.schedulerLock(named: "other-work").acquire(), "another name is another lock")
+            let other = b.schedulerLock(named: "other-work")
+            #expect(await other.acquire(), "another name is another lock")
+            await other.release()
             // The leader's connection dies (as when its process is killed): the lock is free.
             try await PostgresTesting.admin(settings, """
                 SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()
@@ -156,7 +158,9 @@ struct PostgresStoreContractTests {
             let target = try await PostgresStore.open(settings)
             let counts = try await StoreCopy.copy(from: ca.store, to: target)
             let byTable = Dictionary(uniqueKeysWithValues: counts.map { ($0.table, $0.rows) })
-            #expect(byTable["certificates"] == 4 && byTable["issuers"] == 2 && byTable["tokens"] == 1 && byTable["crls"] == 1)
+            let sourceCertificates = try await ca.store.read { try await $0.countCertificates() }
+            #expect(byTable["certificates"] == sourceCertificates && sourceCertificates >= 3)
+            #expect(byTable["issuers"] == 2 && byTable["tokens"] == 1 && byTable["crls"] == 1, "\(byTable)")
             let sourceAudit = try await ca.store.read { try await $0.auditEntries(afterSeq: 0, limit: 1000) }
             let targetAudit = try await target.read { try await $0.auditEntries(afterSeq: 0, limit: 1000) }
             #expect(sourceAudit == targetAudit && !targetAudit.isEmpty)
@@ -169,7 +173,7 @@ struct PostgresStoreContractTests {
             // A second copy finds the target full and changes nothing.
             let error = await #expect(throws: StoreError.self) { try await StoreCopy.copy(from: ca.store, to: target) }
             #expect(error?.message.contains("not empty") == true)
-            #expect(try await target.read { try await $0.countCertificates() } == 4)
+            #expect(try await target.read { try await $0.countCertificates() } == sourceCertificates)
             try await target.close()
         }
     }
@@ -177,10 +181,12 @@ struct PostgresStoreContractTests {
     @Test func aFailedCopyLeavesTheTargetEmpty() async throws {
         let ca = try await TestAuthority.make()
         defer { Task { await ca.close() } }
-        // A row PostgreSQL refuses (a NUL byte in text) in the last table copied.
+        // A row that cannot be read back as its column's type (SQLite stores it anyway), in a table
+        // copied after the audit table: the copy fails halfway and must leave nothing behind.
+        let (csr, _) = try TestAuthority.csr(["a.example.com"])
+        _ = try await ca.authority.submit(IssuanceRequest(csr: csr, profile: "tls-server", requester: "t"))
         try await ca.store.write { session in
-            try await session.insertToken(TokenRecord(id: "t1", name: "bad\u{0}name", role: "admin", secretHash: "x", allowedNames: [],
-                                                      createdAt: StoreContract.epoch, createdBy: "t"))
+            try await (session as! SQLSession).execute(unsafeSQL: "UPDATE certificates SET key_size = 'not a number'")
         }
         try await withPostgres { settings in
             let target = try await PostgresStore.open(settings)
