@@ -24,6 +24,8 @@ public final class PostgresStore: Store {
     let logger: Logger
     /// How long a caller waits for a pooled connection before the database counts as unavailable.
     static let leaseTimeout: Duration = .seconds(5)
+    /// How long one read or write transaction may take before its connection is closed.
+    static let operationTimeout: Duration = .seconds(20)
 
     /// Advisory lock keys (one 64-bit space per database). Fixed: every node must agree.
     enum LockKey {
@@ -123,21 +125,32 @@ public final class PostgresStore: Store {
 
     // MARK: Connections
 
-    /// A pooled connection; waiting longer than `leaseTimeout` for one means the database is unavailable.
-    /// Only the wait is bounded, never the work done on the connection.
+    /// A pooled connection; waiting longer than `leaseTimeout` for one means the database is
+    /// unavailable. Work on a connection that has not ended after `operationTimeout` is
+    /// stopped by closing that connection: a server that vanished without closing its
+    /// sockets must not hold requests forever.
     func withPooledConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        let leased = LeaseFlag()
+        let lease = LeaseState()
         return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask {
                 try await self.client.withConnection { connection in
-                    leased.value.store(true, ordering: .sequentiallyConsistent)
+                    lease.connection.withLock { $0 = connection }
+                    lease.leased.store(true, ordering: .sequentiallyConsistent)
+                    defer { lease.connection.withLock { $0 = nil } }
                     return try await body(connection)
                 }
             }
             group.addTask {
                 try await Task.sleep(for: Self.leaseTimeout)
-                if leased.value.load(ordering: .sequentiallyConsistent) { return nil }
-                throw StoreError(.unavailable, "no connection to PostgreSQL at \(self.settings) within \(Self.leaseTimeout)")
+                guard lease.leased.load(ordering: .sequentiallyConsistent) else {
+                    throw StoreError(.unavailable, "no connection to PostgreSQL at \(self.settings) within \(Self.leaseTimeout)")
+                }
+                try await Task.sleep(for: Self.operationTimeout - Self.leaseTimeout)
+                if let stuck = lease.connection.withLock({ $0 }) {
+                    self.logger.warning("a PostgreSQL operation took longer than \(Self.operationTimeout); closing its connection")
+                    let _: EventLoopFuture<Void> = stuck.close()
+                }
+                return nil
             }
             while let next = try await group.next() {
                 if let value = next {
@@ -251,7 +264,8 @@ public final class PostgresStore: Store {
     }
 }
 
-/// Set once a pooled connection is handed over, so the lease timeout stands down.
-final class LeaseFlag: Sendable {
-    let value = Atomic<Bool>(false)
+/// The connection a caller holds, so the timeout can stand down or close it.
+final class LeaseState: Sendable {
+    let leased = Atomic<Bool>(false)
+    let connection = Mutex<PostgresConnection?>(nil)
 }
