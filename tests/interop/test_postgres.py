@@ -272,3 +272,61 @@ def test_migrate_and_copy_a_populated_sqlite_home(servers, serve_bin, database, 
     assert Path(new.root_pem).read_text() == (tmp_path / "old" / "root.pem").read_text()
     expect_json(new.session(token).post("/api/v1/certificates", json={"csr": csrs(tmp_path, 1, "new")[0], "profile": "tls-server"}), 201)
     audit_ok(serve_bin, fresh, database)
+
+
+# ------------------------------------------------------------------------------------ 4. TLS to the database
+
+
+PG_DATA = os.environ.get("SIGIL_TEST_POSTGRES_DATA", "")
+
+
+def openssl(*args, cwd: Path):
+    p = subprocess.run(["openssl", *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, describe(p)
+
+
+@pytest.mark.skipif(not (PG_DATA and os.geteuid() == 0), reason="needs SIGIL_TEST_POSTGRES_DATA and root to turn on TLS in the test server")
+def test_tls_to_the_database_is_verified(servers, serve_bin, database, passfile, tmp_path):
+    """sslmode=verify-full with sslrootcert: a node connects over TLS (pg_stat_ssl says so); a URL
+    whose sslrootcert did not sign the server's certificate is refused with a one-line error."""
+    d = tmp_path / "tls"
+    d.mkdir()
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+            "-subj", "/CN=pg-test-ca", "-keyout", "ca.key", "-out", "ca.pem", cwd=d)
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+            "-subj", "/CN=other-ca", "-keyout", "other.key", "-out", "other.pem", cwd=d)
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=localhost",
+            "-keyout", "srv.key", "-out", "srv.csr", cwd=d)
+    (d / "ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+            "-out", "srv.pem", "-extfile", "ext", cwd=d)
+    for src, dst in (("srv.pem", "server.crt"), ("srv.key", "server.key")):
+        subprocess.run(["install", "-o", "postgres", "-g", "postgres", "-m", "600", d / src, Path(PG_DATA) / dst], check=True)
+    socket_dir = str(Path(PG_DATA).parent)
+    port = urlsplit(PG_URL).port
+    def admin(sql):
+        p = subprocess.run(["psql", "-X", "-At", "-h", socket_dir, "-p", str(port), "-U", "postgres", "-d", "postgres", "-c", sql],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, describe(p)
+        return p.stdout.strip()
+    admin("ALTER SYSTEM SET ssl = on")
+    admin("SELECT pg_reload_conf()")
+    try:
+        wait_for(lambda: admin("SHOW ssl") == "on", 10, "ssl on")
+        parts = urlsplit(database)
+        netloc = parts.netloc.replace("127.0.0.1", "localhost")
+        tls_url = urlunsplit((parts.scheme, netloc, parts.path, f"sslmode=verify-full&sslrootcert={d / 'ca.pem'}", ""))
+        wrong_url = urlunsplit((parts.scheme, netloc, parts.path, f"sslmode=verify-full&sslrootcert={d / 'other.pem'}", ""))
+        p = sigil(serve_bin, tmp_path / "m", "migrate", "--database", tls_url)
+        assert p.returncode == 0, describe(p)
+        p = sigil(serve_bin, tmp_path / "m", "migrate", "--database", wrong_url)
+        assert p.returncode == 1 and p.stderr.strip().count("\n") == 0, describe(p)
+        assert urlsplit(PG_URL).password not in p.stderr, describe(p)
+        one = node(servers, tmp_path, "tls-node", tls_url, passfile)
+        expect_json(one.session(one.admin_token).post("/api/v1/certificates", json={"csr": csrs(tmp_path, 1, "tls")[0], "profile": "tls-server"}), 201)
+        ssl_rows = admin(f"SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.datname = '{parts.path[1:]}' AND s.ssl")
+        plain_rows = admin(f"SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.datname = '{parts.path[1:]}' AND NOT s.ssl")
+        assert int(ssl_rows) >= 1 and int(plain_rows) == 0, (ssl_rows, plain_rows)
+    finally:
+        admin("ALTER SYSTEM RESET ssl")
+        admin("SELECT pg_reload_conf()")
