@@ -96,6 +96,15 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let authority = workspace.authority
         let secret = try caPassphrase(home: workspace.home, notice: notice)
+        // Nodes starting together on an empty shared database: one creates the CA and the admin
+        // token, the others wait for it and then find both. (If this node fails meanwhile, its
+        // process ends and PostgreSQL frees the lock with its connection.)
+        let firstStart = workspace.store.schedulerLock(named: "first-start")
+        let waitUntil = Date().addingTimeInterval(120)
+        while !(await firstStart.acquire()) {
+            guard Date() < waitUntil else { throw SigilError(.io, "another node has been initializing the database for 2 minutes; try again") }
+            try await Task.sleep(for: .milliseconds(200))
+        }
         if try await authority.issuers().isEmpty {
             _ = try await authority.createRoot(
                 NewCAOptions(name: "root", subject: try DistinguishedName.parseOpenSSL("/C=US/O=Sigil/CN=Sigil Root CA"), keyType: .ecP384, days: 3650),
@@ -118,6 +127,7 @@ struct ServeCommand: AsyncParsableCommand {
             let (_, token) = try await tokens.create(name: "admin", role: .admin, expiresIn: nil, allowedNames: [], actor: "sigil-server")
             console.print("admin token: \(token)")
         }
+        await firstStart.release()
         if let root = try await authority.issuers().first(where: { $0.isRoot && !$0.certificatePEM.isEmpty }) {
             var transaction = FileTransaction()
             try transaction.stage(Array(root.certificatePEM.utf8), to: "\(workspace.home)/root.pem", mode: 0o644, overwrite: true)

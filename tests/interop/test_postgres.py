@@ -23,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from interop_helpers import describe
-from serve_helpers import SigilServer, cert_of, expect_json, expect_problem, openssl_csr, same_serial
+from serve_helpers import LISTENING_RE, SigilServer, cert_of, expect_json, expect_problem, openssl_csr, same_serial
 from test_serve import serve_bin, servers  # noqa: F401  (fixtures)
 
 PG_URL = os.environ.get("SIGIL_TEST_POSTGRES_URL", "")
@@ -330,3 +330,31 @@ def test_tls_to_the_database_is_verified(servers, serve_bin, database, passfile,
     finally:
         admin("ALTER SYSTEM RESET ssl")
         admin("SELECT pg_reload_conf()")
+
+
+# ------------------------------------------------------------------------------------ 5. first start together
+
+
+def test_nodes_started_together_on_an_empty_database_make_one_ca(servers, serve_bin, database, passfile, tmp_path):
+    spawned = [SigilServer(serve_bin, tmp_path / f"together{i}", "--database", database, "--passphrase-file", passfile,
+                           logdir=tmp_path / "logs", name=f"together{i}") for i in range(3)]
+    try:
+        for s in spawned:
+            s.spawn()
+        deadline = time.monotonic() + 180
+        for s in spawned:
+            while not s.stdout.count("listening:") and time.monotonic() < deadline:
+                assert s.alive(), "every node starts" + s.describe()
+                time.sleep(0.1)
+            s.match = LISTENING_RE.search(s.stdout)
+            assert s.match, s.describe()
+        tokens = [s.admin_token for s in spawned if s.admin_token]
+        assert len(tokens) == 1, "exactly one admin token" + "".join(s.describe() for s in spawned)
+        roots = {Path(s.root_pem).read_text() for s in spawned}
+        assert len(roots) == 1, "one CA"
+        assert psql(database, "SELECT COUNT(*) FROM issuers") == "2"
+        for s in spawned:
+            expect_json(s.session(tokens[0]).post("/api/v1/certificates", json={"csr": csrs(tmp_path, 1, f"t{s.home.name}")[0], "profile": "tls-server"}), 201)
+    finally:
+        for s in spawned:
+            s.stop(timeout=10)
