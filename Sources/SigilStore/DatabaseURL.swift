@@ -6,7 +6,8 @@ import Foundation
 /// or `postgresql://…` (PostgreSQL). For PostgreSQL, `sslmode` is `disable`, `require` (encrypted; the
 /// server is verified only when `sslrootcert` is given, as libpq does), `verify-ca` (chain checked,
 /// not the name) or `verify-full` (chain and name), default `disable`; `sslrootcert=FILE` names the
-/// CA certificates to trust (default: the system's); `pool_max=N` caps the pool (default 16).
+/// CA certificates to trust (default: the system's); `pool_max=N` caps the pool (default 16);
+/// `connect_timeout=SECONDS` bounds the wait for a connection (default 10).
 public enum DatabaseURL: Sendable, Equatable {
     case sqlite(path: String)
     case postgres(PostgresSettings)
@@ -23,6 +24,8 @@ public enum DatabaseURL: Sendable, Equatable {
         public var tls: TLSMode
         public var rootCertificatePath: String?
         public var maximumConnections: Int
+        /// Seconds to wait for a connection (new or from the pool) before the database counts as unavailable.
+        public var connectTimeout: Int = 10
     }
 
     public static func parse(_ text: String) throws -> DatabaseURL {
@@ -63,7 +66,10 @@ public enum DatabaseURL: Sendable, Equatable {
             case "pool_max":
                 guard let n = Int(value), (1...1000).contains(n) else { throw StoreError(.failed, "pool_max must be between 1 and 1000 in \(redact(text))") }
                 settings.maximumConnections = n
-            case "application_name", "connect_timeout": break
+            case "connect_timeout":
+                guard let n = Int(value), (1...600).contains(n) else { throw StoreError(.failed, "connect_timeout must be between 1 and 600 seconds in \(redact(text))") }
+                settings.connectTimeout = n
+            case "application_name": break
             default: throw StoreError(.failed, "unknown database URL parameter '\(item.name)' in \(redact(text))")
             }
         }

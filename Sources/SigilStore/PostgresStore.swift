@@ -23,9 +23,9 @@ public final class PostgresStore: Store {
     private let runner: Task<Void, Never>
     let logger: Logger
     /// How long a caller waits for a pooled connection before the database counts as unavailable.
-    static let leaseTimeout: Duration = .seconds(5)
+    var leaseTimeout: Duration { .seconds(settings.connectTimeout) }
     /// How long one read or write transaction may take before its connection is closed.
-    static let operationTimeout: Duration = .seconds(20)
+    var operationTimeout: Duration { leaseTimeout + .seconds(20) }
 
     /// Advisory lock keys (one 64-bit space per database). Fixed: every node must agree.
     enum LockKey {
@@ -141,13 +141,13 @@ public final class PostgresStore: Store {
                 }
             }
             group.addTask {
-                try await Task.sleep(for: Self.leaseTimeout)
+                try await Task.sleep(for: self.leaseTimeout)
                 guard lease.leased.load(ordering: .sequentiallyConsistent) else {
-                    throw StoreError(.unavailable, "no connection to PostgreSQL at \(self.settings) within \(Self.leaseTimeout)")
+                    throw StoreError(.unavailable, "no connection to PostgreSQL at \(self.settings) within \(self.leaseTimeout)")
                 }
-                try await Task.sleep(for: Self.operationTimeout - Self.leaseTimeout)
+                try await Task.sleep(for: self.operationTimeout - self.leaseTimeout)
                 if let stuck = lease.connection.withLock({ $0 }) {
-                    self.logger.warning("a PostgreSQL operation took longer than \(Self.operationTimeout); closing its connection")
+                    self.logger.warning("a PostgreSQL operation took longer than \(self.operationTimeout); closing its connection")
                     let _: EventLoopFuture<Void> = stuck.close()
                 }
                 return nil
@@ -208,7 +208,7 @@ public final class PostgresStore: Store {
         var configuration = PostgresConnection.Configuration(
             host: settings.host, port: settings.port, username: settings.username, password: settings.password, database: settings.database,
             tls: try tlsConfiguration(settings).map { .require(try NIOSSLContext(configuration: $0)) } ?? .disable)
-        configuration.options.connectTimeout = .seconds(5)
+        configuration.options.connectTimeout = .seconds(Int64(settings.connectTimeout))
         return configuration
     }
 
@@ -217,7 +217,7 @@ public final class PostgresStore: Store {
             host: settings.host, port: settings.port, username: settings.username, password: settings.password, database: settings.database,
             tls: try tlsConfiguration(settings).map { .require($0) } ?? .disable)
         configuration.options.maximumConnections = settings.maximumConnections
-        configuration.options.connectTimeout = .seconds(5)
+        configuration.options.connectTimeout = .seconds(Int64(settings.connectTimeout))
         configuration.options.keepAliveBehavior = .init(frequency: .seconds(15))
         return configuration
     }

@@ -23,6 +23,8 @@ public enum PostgresTesting {
         let name = "sigil_t_" + (0..<12).map { _ in String("0123456789abcdef".randomElement()!) }.joined()
         try await admin(settings, "CREATE DATABASE \(name)")
         settings.database = name
+        // Many tests at once on two cores: connecting (SCRAM) can be slow in a debug build.
+        settings.connectTimeout = 60
         return settings
     }
 
@@ -33,7 +35,7 @@ public enum PostgresTesting {
 
     /// A URL string for the database, for code that takes one (commands, servers).
     public static func urlString(_ settings: DatabaseURL.PostgresSettings) -> String {
-        "postgres://\(settings.username):\(settings.password ?? "")@\(settings.host):\(settings.port)/\(settings.database)?sslmode=disable"
+        "postgres://\(settings.username):\(settings.password ?? "")@\(settings.host):\(settings.port)/\(settings.database)?sslmode=disable&connect_timeout=\(settings.connectTimeout)"
     }
 
     /// Runs one statement on the server's own database (outside any transaction).

@@ -164,7 +164,8 @@ def test_two_nodes_issue_concurrently_and_the_leader_is_replaced(servers, serve_
 
 @pytest.mark.skipif(not PG_CTL, reason="SIGIL_TEST_POSTGRES_PGCTL is not set: cannot restart PostgreSQL")
 def test_database_restart_mid_burst(servers, serve_bin, database, passfile, tmp_path):
-    one = node(servers, tmp_path, "node1", database, passfile)
+    # connect_timeout=2: a request waits at most 2 s for a connection before it is answered 503.
+    one = node(servers, tmp_path, "node1", database + "&connect_timeout=2", passfile)
     token = one.admin_token
     pems = csrs(tmp_path, 30, "r")
     outcomes: list[tuple[float, int, str, dict]] = []
@@ -196,7 +197,7 @@ def test_database_restart_mid_burst(servers, serve_bin, database, passfile, tmp_
         time.sleep(2)
         down = time.monotonic()
         subprocess.run(f"{PG_CTL} stop", shell=True, check=True, capture_output=True, timeout=60)
-        time.sleep(4)
+        time.sleep(6)
         subprocess.run(f"{PG_CTL} start", shell=True, check=True, capture_output=True, timeout=60)
         up = time.monotonic()
         # Recovery without restarting sigil: issuance succeeds again.
