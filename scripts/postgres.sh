@@ -12,7 +12,7 @@
 # All settings are in the cluster's postgresql.conf, so `pg_ctl stop` / `pg_ctl start` (the restart
 # tests) need no options: use "$SIGIL_TEST_POSTGRES_PGCTL stop|start".
 
-PG_BIN="${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}"
+PG_BIN="${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)}"
 
 postgres_available() {
   [ "$(id -u)" = 0 ] && [ -x "$PG_BIN/initdb" ] && command -v runuser >/dev/null 2>&1 && command -v psql >/dev/null 2>&1

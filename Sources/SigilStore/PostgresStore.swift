@@ -17,6 +17,10 @@ import Synchronization
 /// writer). Deadlocks and serialization failures are retried; a database that
 /// cannot be reached gives `StoreError(.unavailable)` within a few seconds, and
 /// the pool reconnects by itself when the database is back.
+///
+/// A `write` body must not catch a database error and carry on: PostgreSQL has
+/// then aborted the transaction, and its COMMIT only rolls back. (No body in
+/// Sigil does; a failing statement fails the whole write, as on SQLite.)
 public final class PostgresStore: Store {
     public let settings: DatabaseURL.PostgresSettings
     let client: PostgresClient
