@@ -5,6 +5,7 @@
 #   . scripts/postgres.sh
 #   start_postgres            # exports SIGIL_TEST_POSTGRES_URL, SIGIL_TEST_POSTGRES_DATA, SIGIL_TEST_POSTGRES_PGCTL
 #   trap stop_postgres EXIT
+# POSTGRES_DURABLE=1 keeps fsync and synchronous commits on (benchmarks); tests run without them.
 # or run it:  scripts/postgres.sh start   (prints the export lines)   /   scripts/postgres.sh stop DIR
 #
 # Runs as root (initdb and the server run as the `postgres` user through runuser); the data lives
@@ -39,10 +40,11 @@ listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$PGTMP'
 max_connections = 400
-fsync = off
-synchronous_commit = off
-full_page_writes = off
 CONF
+  # Tests need no durability; benchmarks set POSTGRES_DURABLE=1 to compare with SQLite's fsync.
+  if [ "${POSTGRES_DURABLE:-0}" != 1 ]; then
+    printf 'fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n' >>"$PGTMP/data/postgresql.conf"
+  fi
   runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGTMP/data" -l "$PGTMP/server.log" -w -t 30 start >/dev/null \
     || { cat "$PGTMP/server.log" >&2; return 1; }
   psql -X -q -v ON_ERROR_STOP=1 -h "$PGTMP" -p "$port" -U postgres -d postgres \

@@ -13,7 +13,8 @@
 #   (e) sigil  POST /api/v1/certificates, two nodes on the same PostgreSQL database, CONNECTIONS/2
 #       connections to each (two wrk processes at once; p50/p99 are the worse of the two)
 # (d) and (e) need PostgreSQL: SIGIL_TEST_POSTGRES_URL (a role that may CREATE DATABASE), else a
-# throwaway server from scripts/postgres.sh (root); SKIP_PG=1 leaves them out. Server CPU for them
+# throwaway server from scripts/postgres.sh (root; fsync and synchronous_commit on, as durable as
+# Sigil's SQLite with synchronous=FULL); SKIP_PG=1 leaves them out. Server CPU for them
 # counts the sigil processes only, not PostgreSQL's (printed apart).
 # Load generator: wrk (Debian; C, epoll, one thread by default) with a Lua script cycling through
 # the request bodies and checking every response's status and body. It holds 64 connections on one
@@ -240,7 +241,8 @@ stop_pid "$SIGIL_PID"; wait "$SIGIL_PID" 2>/dev/null || true; SIGIL_PID=""
 # ----------------------------------------------------------------------------- sigil on PostgreSQL
 if [ "${SKIP_PG:-0}" != 1 ] && [ -z "${SIGIL_TEST_POSTGRES_URL:-}" ]; then
   . "$ROOT/scripts/postgres.sh"
-  if start_postgres; then PG_STARTED=1; else echo "== no PostgreSQL: scenarios (d) and (e) skipped"; fi
+  # Durable like Sigil's SQLite (synchronous=FULL): fsync and synchronous_commit on.
+  if POSTGRES_DURABLE=1 start_postgres; then PG_STARTED=1; else echo "== no PostgreSQL: scenarios (d) and (e) skipped"; fi
 fi
 if [ "${SKIP_PG:-0}" != 1 ] && [ -n "${SIGIL_TEST_POSTGRES_URL:-}" ]; then
   PG_DB="sigil_bench_$$"
