@@ -25,6 +25,7 @@ public final class PostgresStore: Store {
     public let settings: DatabaseURL.PostgresSettings
     let client: PostgresClient
     private let runner: Task<Void, Never>
+    private let queue: PostgresWriteQueue
     let logger: Logger
     /// How long a caller waits for a pooled connection before the database counts as unavailable.
     var leaseTimeout: Duration { .seconds(settings.connectTimeout) }
@@ -55,6 +56,8 @@ public final class PostgresStore: Store {
         self.client = client
         self.logger = logger
         self.runner = Task { await client.run() }
+        self.queue = PostgresWriteQueue()
+        queue.store = self
     }
 
     public func migrate() async throws {
@@ -90,6 +93,13 @@ public final class PostgresStore: Store {
     }
 
     public func write<T: Sendable>(_ body: @escaping @Sendable (any StoreSession) async throws -> T) async throws -> T {
+        let value = try await queue.submit { session in try await body(session) }
+        // The queue erases types; `body` produced this value.
+        return value as! T
+    }
+
+    /// One write in a transaction of its own, retried on deadlocks and serialization failures.
+    func writeAlone<T: Sendable>(_ body: @escaping @Sendable (any StoreSession) async throws -> T) async throws -> T {
         var attempt = 0
         while true {
             attempt += 1
@@ -131,38 +141,51 @@ public final class PostgresStore: Store {
 
     /// A pooled connection; waiting longer than `leaseTimeout` for one means the database is
     /// unavailable. Work on a connection that has not ended after `operationTimeout` is
-    /// stopped by closing that connection: a server that vanished without closing its
-    /// sockets must not hold requests forever.
+    /// stopped by closing that connection, and its caller is answered `.unavailable`: a
+    /// server that vanished without closing its sockets must not hold requests forever.
+    ///
+    /// The wait runs in a task of its own, so no caller ever waits on a pool that is slow
+    /// to give up a cancelled request; a connection that arrives after its caller gave up
+    /// is handed back unused (the body never runs late).
     func withPooledConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let lease = LeaseState()
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask {
-                try await self.client.withConnection { connection in
-                    lease.connection.withLock { $0 = connection }
-                    lease.leased.store(true, ordering: .sequentiallyConsistent)
-                    defer { lease.connection.withLock { $0 = nil } }
-                    return try await body(connection)
+        let client = self.client
+        let leaseTimeout = self.leaseTimeout
+        let operationTimeout = self.operationTimeout
+        let settings = self.settings
+        let logger = self.logger
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let answer = OneShot(continuation)
+            let timer = Task {
+                try await Task.sleep(for: leaseTimeout)
+                if lease.state.compareExchange(expected: LeaseState.waiting, desired: LeaseState.abandoned, ordering: .sequentiallyConsistent).exchanged {
+                    answer.resume(.failure(StoreError(.unavailable, "no connection to PostgreSQL at \(settings) within \(leaseTimeout)")))
+                    return
                 }
-            }
-            group.addTask {
-                try await Task.sleep(for: self.leaseTimeout)
-                guard lease.leased.load(ordering: .sequentiallyConsistent) else {
-                    throw StoreError(.unavailable, "no connection to PostgreSQL at \(self.settings) within \(self.leaseTimeout)")
-                }
-                try await Task.sleep(for: self.operationTimeout - self.leaseTimeout)
+                try await Task.sleep(for: operationTimeout - leaseTimeout)
                 if let stuck = lease.connection.withLock({ $0 }) {
-                    self.logger.warning("a PostgreSQL operation took longer than \(self.operationTimeout); closing its connection")
+                    logger.warning("a PostgreSQL operation took longer than \(operationTimeout); closing its connection")
                     let _: EventLoopFuture<Void> = stuck.close()
-                }
-                return nil
-            }
-            while let next = try await group.next() {
-                if let value = next {
-                    group.cancelAll()
-                    return value
+                    answer.resume(.failure(StoreError(.unavailable, "PostgreSQL at \(settings) did not answer within \(operationTimeout)")))
                 }
             }
-            throw StoreError(.unavailable, "the PostgreSQL connection ended")
+            Task {
+                do {
+                    let value = try await client.withConnection { connection -> T? in
+                        guard lease.state.compareExchange(expected: LeaseState.waiting, desired: LeaseState.leased, ordering: .sequentiallyConsistent).exchanged else {
+                            return nil
+                        }
+                        lease.connection.withLock { $0 = connection }
+                        defer { lease.connection.withLock { $0 = nil } }
+                        return try await body(connection)
+                    }
+                    timer.cancel()
+                    if let value { answer.resume(.success(value)) }
+                } catch {
+                    timer.cancel()
+                    answer.resume(.failure(error))
+                }
+            }
         }
     }
 
@@ -270,6 +293,126 @@ public final class PostgresStore: Store {
 
 /// The connection a caller holds, so the timeout can stand down or close it.
 final class LeaseState: Sendable {
-    let leased = Atomic<Bool>(false)
+    static let waiting = 0, leased = 1, abandoned = 2
+    let state = Atomic<Int>(LeaseState.waiting)
     let connection = Mutex<PostgresConnection?>(nil)
+}
+
+/// A continuation resumed at most once, by whichever of the work and its timeout ends first.
+final class OneShot<T: Sendable>: Sendable {
+    private let continuation: Mutex<CheckedContinuation<T, any Error>?>
+
+    init(_ continuation: CheckedContinuation<T, any Error>) {
+        self.continuation = Mutex(continuation)
+    }
+
+    func resume(_ result: Result<T, any Error>) {
+        continuation.withLock { pending in
+            pending?.resume(with: result)
+            pending = nil
+        }
+    }
+}
+
+/// Group commit on PostgreSQL, as the SQLite store's write queue does: writes that
+/// arrive while a transaction is being committed run together in the next one, so
+/// they share one audit-lock turn and one WAL flush instead of queueing for a flush
+/// each. Optimistic: if any write in a batch fails, the batch is rolled back and
+/// each write runs alone, so a failing write fails by itself. A database that is
+/// unavailable fails the whole batch at once.
+final class PostgresWriteQueue: @unchecked Sendable {
+    // @unchecked Sendable: `store` is set once, before the store is shared; the rest is actor state.
+    unowned(unsafe) var store: PostgresStore!
+    private let state = State()
+    static let maximumBatch = 256
+
+    actor State {
+        struct Job {
+            let body: @Sendable (any StoreSession) async throws -> any Sendable
+            let continuation: CheckedContinuation<any Sendable, any Error>
+        }
+        var pending: [Job] = []
+        var draining = false
+
+        /// Adds a job; true when the caller must start draining.
+        func add(_ job: Job) -> Bool {
+            pending.append(job)
+            if draining { return false }
+            draining = true
+            return true
+        }
+
+        /// The next batch, or nil (and no longer draining) when there is none.
+        func next() -> [Job]? {
+            guard !pending.isEmpty else {
+                draining = false
+                return nil
+            }
+            let batch = Array(pending.prefix(PostgresWriteQueue.maximumBatch))
+            pending.removeFirst(batch.count)
+            return batch
+        }
+    }
+
+    func submit(_ body: @escaping @Sendable (any StoreSession) async throws -> any Sendable) async throws -> any Sendable {
+        try await withCheckedThrowingContinuation { continuation in
+            Task {
+                if await state.add(State.Job(body: body, continuation: continuation)) {
+                    Task { await self.drain() }
+                }
+            }
+        }
+    }
+
+    private func drain() async {
+        while let batch = await state.next() {
+            await commit(batch)
+        }
+    }
+
+    private func commit(_ batch: [State.Job]) async {
+        let store = self.store!
+        if batch.count == 1 {
+            let job = batch[0]
+            job.continuation.resume(with: await Result(catching: { try await store.writeAlone(job.body) }))
+            return
+        }
+        let bodies = batch.map(\.body)
+        do {
+            let values = try await store.withPooledConnection { connection -> [any Sendable] in
+                let db = connection.sql(queryLogLevel: nil)
+                try await db.raw("BEGIN").run()
+                do {
+                    let session = SQLSession(db, auditLock: PostgresStore.LockKey.audit)
+                    var values: [any Sendable] = []
+                    values.reserveCapacity(bodies.count)
+                    for body in bodies { values.append(try await body(session)) }
+                    try await db.raw("COMMIT").run()
+                    return values
+                } catch {
+                    _ = try? await db.raw("ROLLBACK").run()
+                    throw error
+                }
+            }
+            for (job, value) in zip(batch, values) { job.continuation.resume(returning: value) }
+        } catch {
+            if !PostgresStore.isTransient(error), let failure = PostgresStore.translate(error) as? StoreError, failure.code == .unavailable {
+                batch.forEach { $0.continuation.resume(throwing: failure) }
+                return
+            }
+            for job in batch {
+                job.continuation.resume(with: await Result(catching: { try await store.writeAlone(job.body) }))
+            }
+        }
+    }
+}
+
+extension Result where Failure == any Error {
+    init(catching body: () async throws -> Success) async {
+        do {
+            self = .success(try await body())
+        } catch {
+            self = .failure(error)
+        }
+    }
 }

@@ -123,9 +123,12 @@ def test_two_nodes_issue_concurrently_and_the_leader_is_replaced(servers, serve_
 
     # Concurrent issuance through both nodes.
     pems = csrs(tmp_path, 40, "n")
-    apis = [one.session(token), two.session(token)]
     def issue(i):
-        return expect_json(apis[i % 2].post("/api/v1/certificates", json={"csr": pems[i], "profile": "tls-server"}), 201)
+        api = (one, two)[i % 2].session(token, track=False)  # a session per request: they are not thread-safe
+        try:
+            return expect_json(api.post("/api/v1/certificates", json={"csr": pems[i], "profile": "tls-server"}), 201)
+        finally:
+            api.close()
     with cf.ThreadPoolExecutor(8) as pool:
         issued = list(pool.map(issue, range(len(pems))))
     serials = [r["serial"].lower() for r in issued]
