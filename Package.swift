@@ -25,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
+        .package(url: "https://github.com/vapor/postgres-kit.git", from: "2.17.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         .target(
@@ -42,6 +44,9 @@ let package = Package(
                 "SigilCore",
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "SQLiteKit", package: "sqlite-kit"),
+                .product(name: "PostgresKit", package: "postgres-kit"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
@@ -110,6 +115,7 @@ let package = Package(
             "SigilCore", "SigilStore", "SigilAuthority", "SigilACME",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "_CryptoExtras", package: "swift-crypto"),
+            .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "X509", package: "swift-certificates"),
             .product(name: "SwiftASN1", package: "swift-asn1"),
         ]),
@@ -119,7 +125,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "SwiftASN1", package: "swift-asn1"),
         ]),
-        .testTarget(name: "SigilStoreTests", dependencies: ["SigilStore", "SigilCore", "SigilTesting"]),
+        .testTarget(name: "SigilStoreTests", dependencies: ["SigilStore", "SigilCore", "SigilTesting", "SigilAuthority"]),
         .testTarget(name: "SigilAuthorityTests", dependencies: [
             "SigilAuthority", "SigilStore", "SigilCore", "SigilTesting",
             .product(name: "X509", package: "swift-certificates"),

@@ -13,6 +13,10 @@
 #   SIGIL_VENV         virtualenv path (default <repo>/.venv)
 #   PYTHON             interpreter used to create the venv (default python3)
 #   SIGIL_SKIP_BUILD=1 skip steps 1 and 2 (interop only, against the existing debug binary)
+#   SIGIL_TEST_POSTGRES_URL  a PostgreSQL the role of which may CREATE DATABASE; when unset, a
+#                      throwaway PostgreSQL is started on a free loopback port (scripts/postgres.sh,
+#                      needs root) for steps 2 and 3 and stopped at the end. Without one, the
+#                      PostgreSQL tests are reported as skipped (in CI, CI=true, that is an error).
 #
 # Exits non-zero if any step fails. The last line printed is pytest's summary.
 set -euo pipefail
@@ -41,6 +45,20 @@ ensure_venv() {
     echo "$want" >"$stamp"
   fi
 }
+
+if [ -z "${SIGIL_TEST_POSTGRES_URL:-}" ]; then
+  . "$ROOT/scripts/postgres.sh"
+  step "starting a throwaway PostgreSQL"
+  if start_postgres; then
+    trap stop_postgres EXIT
+    echo "PostgreSQL for the tests: $(echo "$SIGIL_TEST_POSTGRES_URL" | sed -E 's#(://[^:/@]*):[^@]*@#\1:***@#')" >&2
+  elif [ "${CI:-}" = true ]; then
+    echo "error: CI needs PostgreSQL for the store contract and multi-node tests" >&2
+    exit 1
+  else
+    echo "warning: no PostgreSQL; the PostgreSQL tests will be reported as skipped" >&2
+  fi
+fi
 
 unit_status=0
 if [ "${SIGIL_SKIP_BUILD:-0}" != 1 ]; then

@@ -69,7 +69,7 @@ struct SigilConfiguration: Decodable {
 /// An open home: the store and the CA over it. Close it when done.
 struct Workspace {
     let home: String
-    let store: SQLiteStore
+    let store: any Store
     let authority: CertificateAuthority
 
     static func open(_ options: HomeOptions, create: Bool = true, configuration: SigilConfiguration? = nil, databasePath: String? = nil) async throws -> Workspace {
@@ -85,10 +85,9 @@ struct Workspace {
         } else if !isDirectory.boolValue {
             throw SigilError.badInput("\(home) is not a directory")
         }
-        let authorityConfiguration = try (configuration ?? SigilConfiguration.load(home: home)).authorityConfiguration()
-        var path = databasePath ?? "\(home)/sigil.db"
-        if path.hasPrefix("sqlite://") { path = String(path.dropFirst(9)) }
-        let store = try await SQLiteStore.open(path: path)
+        let settings = try configuration ?? SigilConfiguration.load(home: home)
+        let authorityConfiguration = try settings.authorityConfiguration()
+        let store = try await openStore(databaseLocation(home: home, flag: databasePath, file: settings.database))
         do {
             try await store.migrate()
         } catch {
@@ -100,6 +99,32 @@ struct Workspace {
 
     func close() async {
         try? await store.close()
+    }
+
+    /// The database to use: the flag, else $SIGIL_DATABASE, else sigil.yaml's `database`, else SIGIL_HOME/sigil.db.
+    static func databaseLocation(home: String, flag: String?, file: String?) -> String {
+        if let flag, !flag.isEmpty { return flag }
+        if let env = Console.current.environment["SIGIL_DATABASE"], !env.isEmpty { return env }
+        if let file, !file.isEmpty { return file }
+        return "\(home)/sigil.db"
+    }
+
+    /// Opens (not migrates) the store a location names: a SQLite path or sqlite:// URL, or postgres://….
+    static func openStore(_ location: String, mustExist: Bool = false) async throws -> any Store {
+        let url: DatabaseURL
+        do {
+            url = try DatabaseURL.parse(location)
+        } catch let error as StoreError {
+            throw SigilError.badInput(error.message)
+        }
+        if mustExist, case .sqlite(let path) = url, !FileManager.default.fileExists(atPath: path) {
+            throw SigilError.badInput("there is no SQLite database at \(path)")
+        }
+        do {
+            return try await url.open()
+        } catch let error as StoreError {
+            throw SigilError(.io, error.message)
+        }
     }
 
     /// Runs `body` and closes the workspace whatever happens.

@@ -33,7 +33,7 @@ struct ServeCommand: AsyncParsableCommand {
     var httpPublicURL: String?
     @Option(name: .customLong("tls-name"), help: ArgumentHelp("A name for the server's own certificate. Repeatable.", valueName: "name"))
     var tlsNames: [String] = []
-    @Option(help: ArgumentHelp("The database: a SQLite path (default SIGIL_HOME/sigil.db).", valueName: "url")) var database: String?
+    @Option(help: ArgumentHelp("The database: a SQLite path (default SIGIL_HOME/sigil.db) or postgres://USER:PASSWORD@HOST:PORT/DB?sslmode=… shared by several nodes ($SIGIL_DATABASE, sigil.yaml `database`).", valueName: "url")) var database: String?
     @Option(name: .customLong("config"), help: ArgumentHelp("A configuration file (default SIGIL_HOME/sigil.yaml).", valueName: "file"))
     var config: String?
     @Option(name: .customLong("ocsp-signer"), help: ArgumentHelp("Who signs OCSP responses: ca (the issuing CA) or delegated (an ocsp-signing certificate).", valueName: "mode"))
@@ -71,9 +71,6 @@ struct ServeCommand: AsyncParsableCommand {
         var settings = file
         settings.httpListen = httpAddress.description
         if let url = httpPublicURL ?? env["SIGIL_HTTP_PUBLIC_URL"].flatMap({ $0.isEmpty ? nil : $0 }) { settings.httpPublicURL = url }
-        if let database, database.hasPrefix("postgres") {
-            throw SigilError.unsupported("PostgreSQL is not available in this build yet; use the embedded SQLite database")
-        }
 
         ServeCommand.bootstrapLogging(format: format, level: level)
         var logger = Logger(label: "sigil")
@@ -107,6 +104,15 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let authority = workspace.authority
         let secret = try caPassphrase(home: workspace.home, notice: notice)
+        // Nodes starting together on an empty shared database: one creates the CA and the admin
+        // token, the others wait for it and then find both. (If this node fails meanwhile, its
+        // process ends and PostgreSQL frees the lock with its connection.)
+        let firstStart = workspace.store.schedulerLock(named: "first-start")
+        let waitUntil = Date().addingTimeInterval(120)
+        while !(await firstStart.acquire()) {
+            guard Date() < waitUntil else { throw SigilError(.io, "another node has been initializing the database for 2 minutes; try again") }
+            try await Task.sleep(for: .milliseconds(200))
+        }
         if try await authority.issuers().isEmpty {
             _ = try await authority.createRoot(
                 NewCAOptions(name: "root", subject: try DistinguishedName.parseOpenSSL("/C=US/O=Sigil/CN=Sigil Root CA"), keyType: .ecP384, days: 3650),
@@ -129,6 +135,7 @@ struct ServeCommand: AsyncParsableCommand {
             let (_, token) = try await tokens.create(name: "admin", role: .admin, expiresIn: nil, allowedNames: [], actor: "sigil-server")
             console.print("admin token: \(token)")
         }
+        await firstStart.release()
         if let root = try await authority.issuers().first(where: { $0.isRoot && !$0.certificatePEM.isEmpty }) {
             var transaction = FileTransaction()
             try transaction.stage(Array(root.certificatePEM.utf8), to: "\(workspace.home)/root.pem", mode: 0o644, overwrite: true)
@@ -138,7 +145,10 @@ struct ServeCommand: AsyncParsableCommand {
         var environment = ServerEnvironment(authority: authority, metrics: metrics, ocspSigner: ocspMode)
         if let acmeConfiguration {
             // One node on SQLite: used nonces are kept in memory (a restart turns old ones into badNonce).
-            let nonces = try await NonceLedger.make(store: workspace.store, mode: .memory, clock: authority.clock)
+            // Several nodes on PostgreSQL: the nonce key and the used nonces live in the database, so a
+            // nonce one node issued is accepted once by any node.
+            let nonces = try await NonceLedger.make(store: workspace.store, mode: workspace.store is SQLiteStore ? .memory : .store,
+                                                    clock: authority.clock)
             environment.acme = ACMEServer(authority: authority, configuration: acmeConfiguration, nonces: nonces,
                                           baseURL: publicURL ?? "https://\(listen)", logger: logger)
             if acmeConfiguration.insecureSkipValidation {
@@ -148,7 +158,7 @@ struct ServeCommand: AsyncParsableCommand {
         let acme = environment.acme
         let httpPublicURLConfigured = httpPublicURLGiven
         let identity = try await ServerIdentity(authority: authority, names: names)
-        let runner = SigilServerRunner(
+        var runner = SigilServerRunner(
             environment: environment, identity: identity, listen: listen, httpListen: http, logger: logger,
             onListening: { https, httpPort in
                 // With --http-listen HOST:0 and no http_public_url, certificates name the port actually bound.
@@ -161,6 +171,9 @@ struct ServeCommand: AsyncParsableCommand {
                     for name in acme.configuration.provisioners.keys.sorted() { console.print("acme directory: \(acme.baseURL)/acme/\(name)/directory") }
                 }
             })
+        if let seconds = Console.current.environment["SIGIL_SCHEDULER_INTERVAL"].flatMap(Double.init), seconds > 0 {
+            runner.schedulerInterval = .milliseconds(Int(seconds * 1000))
+        }
         try await runner.run()
     }
 

@@ -37,6 +37,11 @@ public final class SigilMetrics: Sendable {
         registry.makeGauge(name: "sigil_certificates_expiring", labels: [("within_days", String(days))]).set(Double(count))
     }
 
+    /// 1 while this node holds the scheduler lock (does the scheduled work), else 0.
+    public func setSchedulerLeader(_ leader: Bool) {
+        registry.makeGauge(name: "sigil_scheduler_leader").set(leader ? 1.0 : 0.0)
+    }
+
     public func render() -> String {
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)

@@ -44,6 +44,8 @@ public struct SigilServerRunner {
     public var logger: Logger
     /// Called with the ports actually bound (useful with port 0).
     public var onListening: @Sendable (_ https: Int, _ http: Int) async -> Void
+    /// How often scheduled work is looked at (and leadership asked for, with several nodes).
+    public var schedulerInterval: Duration = .seconds(60)
 
     public init(environment: ServerEnvironment, identity: ServerIdentity, listen: ListenAddress, httpListen: ListenAddress, logger: Logger,
                 onListening: @escaping @Sendable (Int, Int) async -> Void = { _, _ in }) {
@@ -75,7 +77,7 @@ public struct SigilServerRunner {
             onServerRunning: { channel in await ports.http(channel.localAddress?.port ?? 0) },
             logger: logger)
         let renewal = RenewalService(identity: identity, logger: logger)
-        let revocation = RevocationRefreshService(environment: environment)
+        let revocation = RevocationRefreshService(environment: environment, interval: schedulerInterval, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: api), .init(service: publicSurface), .init(service: renewal), .init(service: revocation),
         ]
@@ -128,16 +130,36 @@ struct RenewalService: Service {
 
 /// Rebuilds CRLs before they go stale (every minute it checks; a CRL is rebuilt
 /// at half its lifetime) so that no relying party ever waits for a signature.
+///
+/// With several nodes on one database only the node holding the store's scheduler
+/// lock does it; the others ask for the lock on every tick and take over when the
+/// leader dies (its lock goes with its database connection). Each node still renews
+/// its own TLS certificate (`RenewalService`): that work is per node.
 struct RevocationRefreshService: Service {
     let environment: ServerEnvironment
+    var interval: Duration = .seconds(60)
+    var logger: Logger = Logger(label: "sigil")
 
     func run() async throws {
+        let lock = environment.authority.store.schedulerLock(named: "scheduled-work")
         try await cancelWhenGracefulShutdown {
+            var leading = false
             while !Task.isCancelled {
-                await environment.refreshRevocationData()
-                try? await Task.sleep(for: .seconds(60))
+                let leader = await lock.acquire()
+                if leader != leading {
+                    leading = leader
+                    if leader {
+                        logger.notice("scheduler: this node now leads the scheduled work (CRL refresh)")
+                    } else {
+                        logger.notice("scheduler: this node no longer leads the scheduled work")
+                    }
+                }
+                environment.metrics.setSchedulerLeader(leader)
+                if leader { await environment.refreshRevocationData() }
+                try? await Task.sleep(for: interval)
             }
         }
+        await lock.release()
     }
 }
 

@@ -9,15 +9,28 @@ public struct SQLSession: StoreSession {
     /// need no SELECT. Only a writer that holds the database's write lock for the
     /// whole transaction may pass one (the SQLite write queue does).
     let auditHead: AuditHeadCache?
+    /// PostgreSQL: the advisory lock taken (until the transaction ends) before the
+    /// first append, so concurrent writers on any node append one after another.
+    let auditLock: Int64?
 
     public init(_ db: any SQLDatabase) {
         self.db = db
         self.auditHead = nil
+        self.auditLock = nil
     }
 
     init(_ db: any SQLDatabase, auditHead: AuditHeadCache) {
         self.db = db
         self.auditHead = auditHead
+        self.auditLock = nil
+    }
+
+    /// One transaction on a database with several writers: the head is cached only
+    /// after the lock is held, and the cache lives as long as the transaction.
+    init(_ db: any SQLDatabase, auditLock: Int64) {
+        self.db = db
+        self.auditHead = AuditHeadCache()
+        self.auditLock = auditLock
     }
 
     // MARK: Issuers
@@ -51,8 +64,8 @@ public struct SQLSession: StoreSession {
     }
 
     public func nextCRLNumber(issuer: String) async throws -> Int64 {
-        try await db.raw("UPDATE issuers SET crl_number = crl_number + 1 WHERE name = \(bind: issuer)").run()
-        guard let row = try await db.raw("SELECT crl_number FROM issuers WHERE name = \(bind: issuer)").first() else {
+        // One statement: the row lock makes the number unique across concurrent writers and nodes.
+        guard let row = try await db.raw("UPDATE issuers SET crl_number = crl_number + 1 WHERE name = \(bind: issuer) RETURNING crl_number").first() else {
             throw StoreError(.notFound, "no issuer named '\(issuer)'")
         }
         return try row.decode(column: "crl_number", as: Int64.self)
@@ -133,15 +146,28 @@ public struct SQLSession: StoreSession {
         try await db.raw("SELECT COUNT(*) AS n FROM certificates").first()?.decode(column: "n", as: Int.self) ?? 0
     }
 
+    /// `column` starts with `prefix`: a range over the binary-ordered index on SQLite; LIKE elsewhere,
+    /// which stays correct under any collation (a range would not under a linguistic one).
+    func appendPrefixMatch(_ column: String, _ prefix: String, to sql: inout SQLQueryString) {
+        if db.dialect.name == "sqlite" {
+            sql.appendInterpolation(unsafeRaw: "\(column) >= ")
+            sql.appendInterpolation(bind: prefix)
+            sql.appendInterpolation(unsafeRaw: " AND \(column) < ")
+            sql.appendInterpolation(bind: prefix + "\u{FFFF}")
+        } else {
+            let escaped = prefix.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_")
+            sql.appendInterpolation(unsafeRaw: "\(column) LIKE ")
+            sql.appendInterpolation(bind: escaped + "%")
+            sql.appendLiteral(" ESCAPE '\\'")
+        }
+    }
+
     /// Whether a name search matches so many names that walking the inventory in order beats collecting them.
     func planned(_ query: CertificateQuery) async throws -> CertificateQuery {
         guard let search = query.search?.lowercased(), !search.isEmpty else { return query }
         let (column, low) = search.hasPrefix("*") ? ("rname", String(search.dropFirst().reversed())) : ("name", search)
         var sql = SQLQueryString("SELECT COUNT(*) AS n FROM (SELECT 1 FROM certificate_names WHERE ")
-        sql.appendInterpolation(unsafeRaw: "\(column) >= ")
-        sql.appendInterpolation(bind: low)
-        sql.appendInterpolation(unsafeRaw: " AND \(column) < ")
-        sql.appendInterpolation(bind: low + "\u{FFFF}")
+        appendPrefixMatch(column, low, to: &sql)
         sql.appendLiteral(" LIMIT 2001) AS matches")
         var planned = query
         planned.broadSearch = try await db.raw(sql).first()?.decode(column: "n", as: Int64.self) ?? 0 > 2000
@@ -236,22 +262,17 @@ public struct SQLSession: StoreSession {
         }
         if let search = query.search?.lowercased(), !search.isEmpty {
             let hex = search.filter { $0 != ":" }
-            let top = "\u{FFFF}"
             // *.example.com: every name ending so, through the reversed-name index; otherwise a name prefix.
             let (column, low) = search.hasPrefix("*") ? ("rname", String(search.dropFirst().reversed())) : ("name", search)
             if query.broadSearch {
                 // Most certificates match: walk the inventory in its sort order and probe each row's names.
-                sql.appendInterpolation(unsafeRaw: " AND (EXISTS (SELECT 1 FROM certificate_names n WHERE n.fingerprint = certificates.fingerprint AND n.\(column) >= ")
-                sql.appendInterpolation(bind: low)
-                sql.appendInterpolation(unsafeRaw: " AND n.\(column) < ")
-                sql.appendInterpolation(bind: low + top)
+                sql.appendLiteral(" AND (EXISTS (SELECT 1 FROM certificate_names n WHERE n.fingerprint = certificates.fingerprint AND ")
+                appendPrefixMatch("n.\(column)", low, to: &sql)
                 sql.appendLiteral(")")
             } else {
                 // Few match: collect them from the name index first.
-                sql.appendInterpolation(unsafeRaw: " AND (fingerprint IN (SELECT fingerprint FROM certificate_names WHERE \(column) >= ")
-                sql.appendInterpolation(bind: low)
-                sql.appendInterpolation(unsafeRaw: " AND \(column) < ")
-                sql.appendInterpolation(bind: low + top)
+                sql.appendLiteral(" AND (fingerprint IN (SELECT fingerprint FROM certificate_names WHERE ")
+                appendPrefixMatch(column, low, to: &sql)
                 sql.appendLiteral(")")
             }
             sql.appendLiteral(" OR serial = ")
@@ -351,9 +372,12 @@ public struct SQLSession: StoreSession {
         if let current, current >= crl.number { return }
         let encoded = Data(crl.der).base64EncodedString()
         if current == nil {
+            // Another node may insert the first CRL meanwhile: the newer number wins.
             try await db.raw("""
                 INSERT INTO crls (issuer, number, this_update, next_update, entries, der) VALUES (\(bind: crl.issuer), \(bind: crl.number),
                     \(bind: seconds(crl.thisUpdate)), \(bind: seconds(crl.nextUpdate)), \(bind: crl.entries), \(bind: encoded))
+                ON CONFLICT (issuer) DO UPDATE SET number = excluded.number, this_update = excluded.this_update,
+                    next_update = excluded.next_update, entries = excluded.entries, der = excluded.der WHERE crls.number < excluded.number
                 """).run()
         } else {
             try await db.raw("""
@@ -487,6 +511,7 @@ public struct SQLSession: StoreSession {
         if let cached = auditHead?.value {
             previous = cached
         } else {
+            if let auditLock { try await db.raw("SELECT pg_advisory_xact_lock(\(bind: auditLock))").run() }
             let last = try await db.raw("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").first()
             previous = (try last?.decode(column: "seq", as: Int64.self) ?? 0, try last?.decode(column: "hash", as: String.self) ?? AuditChain.genesis)
         }
@@ -527,7 +552,8 @@ public struct SQLSession: StoreSession {
         do {
             try await body()
         } catch {
-            let text = String(describing: error)
+            // PostgresNIO keeps server details out of `description`; SQLSTATE 23505 is in the reflection.
+            let text = String(describing: error) + String(reflecting: error)
             if text.contains("UNIQUE constraint") || text.contains("duplicate key") || text.contains("23505") || text.contains("constraint failed") {
                 throw StoreError(.duplicate, message)
             }

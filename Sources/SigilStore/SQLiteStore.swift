@@ -194,18 +194,7 @@ actor WriteQueue {
     func migrate() async throws {
         try await db.raw("BEGIN IMMEDIATE").run()
         do {
-            try await db.raw("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)").run()
-            let current = try await db.raw("SELECT MAX(version) AS v FROM schema_migrations").first()?.decode(column: "v", as: Int?.self) ?? 0
-            guard current <= Migrations.latest else {
-                throw StoreError(.schemaTooNew, "the database schema (version \(current)) is newer than this Sigil knows (\(Migrations.latest)); upgrade Sigil")
-            }
-            for migration in Migrations.all where migration.version > current {
-                for statement in migration.statements {
-                    try await db.raw(SQLQueryString(statement)).run()
-                }
-                try await Migrations.backfills[migration.version]?(SQLSession(db))
-                try await db.raw("INSERT INTO schema_migrations (version, applied_at) VALUES (\(bind: migration.version), \(bind: seconds(Date())))").run()
-            }
+            try await Migrator.apply(db)
             try await db.raw("COMMIT").run()
         } catch {
             _ = try? await db.raw("ROLLBACK").run()

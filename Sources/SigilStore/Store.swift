@@ -35,6 +35,8 @@ public protocol Store: Sendable {
     /// Runs `body` in a transaction. Throws without effect when `body` throws.
     func write<T: Sendable>(_ body: @escaping @Sendable (any StoreSession) async throws -> T) async throws -> T
     func close() async throws
+    /// The lock that elects the one node doing scheduled work (see `SchedulerLock`).
+    func schedulerLock(named name: String) -> any SchedulerLock
 }
 
 /// The operations on stored data, the same on every backend.

@@ -9,6 +9,13 @@
 #   (a) sigil  POST /api/v1/certificates {"csr", "profile": "tls-server"}      -> 201 expected
 #   (b) sigil  GET  /api/v1/certificates?limit=READ_LIMIT (inventory after a)   -> 200 expected
 #   (c) cfssl  POST /api/v1/cfssl/sign {"certificate_request", "hosts"}       -> 200 + "success":true
+#   (d) sigil  POST /api/v1/certificates, one node on PostgreSQL               -> 201 expected
+#   (e) sigil  POST /api/v1/certificates, two nodes on the same PostgreSQL database, CONNECTIONS/2
+#       connections to each (two wrk processes at once; p50/p99 are the worse of the two)
+# (d) and (e) need PostgreSQL: SIGIL_TEST_POSTGRES_URL (a role that may CREATE DATABASE), else a
+# throwaway server from scripts/postgres.sh (root; fsync and synchronous_commit on, as durable as
+# Sigil's SQLite with synchronous=FULL); SKIP_PG=1 leaves them out. Server CPU for them
+# counts the sigil processes only, not PostgreSQL's (printed apart).
 # Load generator: wrk (Debian; C, epoll, one thread by default) with a Lua script cycling through
 # the request bodies and checking every response's status and body. It holds 64 connections on one
 # thread and uses a fraction of a core, so the servers, not the client, are what is measured; its
@@ -29,6 +36,7 @@
 #   CFSSL_TLS (1)      0: cfssl over plain HTTP instead of HTTPS
 #   SKIP_BUILD=1       use the existing .build/release/sigil;  SIGIL_BIN: use this binary
 #   SIGIL_LOG_LEVEL    passed to sigil serve (default info: one line per request, as cfssl logs)
+#   SKIP_PG=1          leave out the PostgreSQL scenarios (d) and (e)
 # Last line: RESULT api_issue_ratio_sigil_over_cfssl=<certs/s ratio>
 set -euo pipefail
 
@@ -68,6 +76,8 @@ fi
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/sigil-bench-api.XXXXXX")"
 SIGIL_PID=""
 CFSSL_PID=""
+PG_NODE_PIDS=()
+PG_STARTED=""
 stop_pid() { # stop_pid <pid>: SIGTERM, up to 10 s, then SIGKILL
   local pid="$1"
   [ -n "$pid" ] || return 0
@@ -79,7 +89,9 @@ stop_pid() { # stop_pid <pid>: SIGTERM, up to 10 s, then SIGKILL
 cleanup() {
   stop_pid "$SIGIL_PID"
   stop_pid "$CFSSL_PID"
+  for pid in "${PG_NODE_PIDS[@]}"; do stop_pid "$pid"; done
   wait 2>/dev/null || true
+  if [ -n "$PG_STARTED" ]; then stop_postgres; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
@@ -226,6 +238,52 @@ run_load sigil_read "$SIGIL_PID" "$SIGIL_URL/api/v1/certificates?limit=$READ_LIM
 SIGIL_LOG_LINES=$(wc -l < sigil.err)
 stop_pid "$SIGIL_PID"; wait "$SIGIL_PID" 2>/dev/null || true; SIGIL_PID=""
 
+# ----------------------------------------------------------------------------- sigil on PostgreSQL
+if [ "${SKIP_PG:-0}" != 1 ] && [ -z "${SIGIL_TEST_POSTGRES_URL:-}" ]; then
+  . "$ROOT/scripts/postgres.sh"
+  # Durable like Sigil's SQLite (synchronous=FULL): fsync and synchronous_commit on.
+  if POSTGRES_DURABLE=1 start_postgres; then PG_STARTED=1; else echo "== no PostgreSQL: scenarios (d) and (e) skipped"; fi
+fi
+if [ "${SKIP_PG:-0}" != 1 ] && [ -n "${SIGIL_TEST_POSTGRES_URL:-}" ]; then
+  PG_DB="sigil_bench_$$"
+  psql -X -q "${SIGIL_TEST_POSTGRES_URL%%\?*}" -c "CREATE DATABASE $PG_DB" >/dev/null
+  PG_URL="$(echo "$SIGIL_TEST_POSTGRES_URL" | sed -E "s#/[^/?]+(\?|$)#/$PG_DB\1#")"
+  printf 'bench passphrase for two nodes' > pg-passphrase
+  # start_node <n>: a sigil serve on the shared database; sets NODE_PID NODE_URL NODE_TOKEN
+  start_node() {
+    local n="$1"
+    mkdir -p "pg-home$n"
+    SIGIL_HOME="$WORK/pg-home$n" "$SIGIL" serve --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --database "$PG_URL" \
+      --passphrase-file pg-passphrase > "pg$n.out" 2> "pg$n.err" < /dev/null &
+    NODE_PID=$!
+    PG_NODE_PIDS+=("$NODE_PID")
+    for _ in $(seq 600); do grep -q '^listening:' "pg$n.out" && break; kill -0 "$NODE_PID" 2>/dev/null || break; sleep 0.1; done
+    grep -q '^listening:' "pg$n.out" || { echo "sigil serve on PostgreSQL did not start"; cat "pg$n.out" "pg$n.err"; exit 1; }
+    NODE_URL="https://127.0.0.1:$(sed -n 's/^listening: https:\/\/127\.0\.0\.1:\([0-9]*\) .*/\1/p' "pg$n.out")"
+  }
+  echo "== sigil serve on PostgreSQL $(psql -X -At "${SIGIL_TEST_POSTGRES_URL%%\?*}" -c 'SHOW server_version' 2>/dev/null) (database $PG_DB)"
+  start_node 1; PG1_PID=$NODE_PID; PG1_URL=$NODE_URL
+  PG_TOKEN=$(sed -n 's/^admin token: //p' pg1.out)
+  echo "== (d) sigil issuance, one node on PostgreSQL"
+  run_load sigil_issue_pg1 "$PG1_PID" "$PG1_URL/api/v1/certificates" sigil-bodies.txt 201 "BEGIN CERTIFICATE" "$PG_TOKEN"
+  start_node 2; PG2_PID=$NODE_PID; PG2_URL=$NODE_URL
+  echo "== (e) sigil issuance, two nodes on the same PostgreSQL database"
+  FULL_CONNECTIONS=$CONNECTIONS
+  CONNECTIONS=$((FULL_CONNECTIONS / 2))
+  run_load sigil_issue_pg2_node1 "$PG1_PID" "$PG1_URL/api/v1/certificates" sigil-bodies.txt 201 "BEGIN CERTIFICATE" "$PG_TOKEN" &
+  LOAD1=$!
+  run_load sigil_issue_pg2_node2 "$PG2_PID" "$PG2_URL/api/v1/certificates" sigil-bodies.txt 201 "BEGIN CERTIFICATE" "$PG_TOKEN" &
+  LOAD2=$!
+  wait "$LOAD1"; wait "$LOAD2"
+  CONNECTIONS=$FULL_CONNECTIONS
+  PG_CERTS=$(psql -X -At "$(echo "${PG_URL%%\?*}")" -c 'SELECT COUNT(*) FROM certificates' 2>/dev/null || echo '?')
+  PG_VERIFY=$(SIGIL_HOME="$WORK/pg-home1" SIGIL_DATABASE="$PG_URL" "$SIGIL" audit verify 2>&1 | tail -1)
+  echo "   $PG_CERTS certificates on PostgreSQL; $PG_VERIFY"
+  for pid in "${PG_NODE_PIDS[@]}"; do stop_pid "$pid"; done
+  PG_NODE_PIDS=()
+  psql -X -q "${SIGIL_TEST_POSTGRES_URL%%\?*}" -c "DROP DATABASE $PG_DB WITH (FORCE)" >/dev/null 2>&1 || true
+fi
+
 # ----------------------------------------------------------------------------- cfssl
 echo "== cfssl serve (P-256 CA$( [ "$CFSSL_TLS" = 1 ] && echo ', HTTPS'))"
 cat > ca-csr.json <<'EOF'
@@ -274,11 +332,21 @@ rows = {}
 for line in open(sys.argv[1]):
     label, *kv = line.split()
     rows[label] = {k: float(v) for k, v in (x.split("=") for x in kv)}
+# Two nodes loaded at once: one row with summed counts and CPU, the worse latencies.
+parts = [rows.pop(k) for k in ("sigil_issue_pg2_node1", "sigil_issue_pg2_node2") if k in rows]
+if len(parts) == 2:
+    merged = {k: parts[0][k] + parts[1][k] for k in parts[0]}
+    for k in ("seconds", "p50_ms", "p90_ms", "p99_ms", "max_ms", "machine_busy_pct"):
+        merged[k] = max(parts[0][k], parts[1][k])
+    rows["sigil_issue_pg2"] = merged
 names = {"sigil_issue": "(a) sigil POST /api/v1/certificates", "sigil_read": "(b) sigil GET /api/v1/certificates?limit",
-         "cfssl_sign": "(c) cfssl POST /api/v1/cfssl/sign"}
+         "cfssl_sign": "(c) cfssl POST /api/v1/cfssl/sign",
+         "sigil_issue_pg1": "(d) sigil POST /api/v1/certificates, PostgreSQL, 1 node",
+         "sigil_issue_pg2": "(e) sigil POST /api/v1/certificates, PostgreSQL, 2 nodes"}
 print(f"| scenario | req/s | p50 ms | p99 ms | max ms | errors | server CPU ms/req | wrk CPU ms/req | machine busy |")
 print("|---|---|---|---|---|---|---|---|---|")
 failed = False
+rows = dict(sorted(rows.items(), key=lambda kv: names.get(kv[0], kv[0])))
 for label, r in rows.items():
     errors = int(r["bad"] + r["connect"] + r["read"] + r["write"] + r["timeout"])
     failed |= errors > 0 or r["ok"] == 0
@@ -295,6 +363,9 @@ if a and c:
     for label, r in rows.items():
         print(f"RESULT api_{label}_per_s={r['rate']:.1f} req/s")
         print(f"RESULT api_{label}_server_cpu_ms={r['cpu']:.3f} ms")
+    for label in ("sigil_issue_pg1", "sigil_issue_pg2"):
+        if label in rows:
+            print(f"RESULT api_{label}_over_sqlite={rows[label]['rate'] / a['rate']:.2f}")
     print(f"RESULT api_issue_cpu_ratio_sigil_over_cfssl={a['cpu'] / c['cpu']:.2f}")
     print(f"RESULT api_issue_ratio_sigil_over_cfssl={a['rate'] / c['rate']:.2f}")
 sys.exit(1 if failed else 0)
