@@ -215,7 +215,7 @@ enum Migrations {
             "CREATE INDEX certificates_issuer ON certificates (issuer, not_after)",
             "CREATE INDEX certificates_algorithm ON certificates (key_algorithm, key_size)",
             "CREATE INDEX certificates_source ON certificates (source, not_after)",
-            "CREATE INDEX certificates_created ON certificates (created_at)",
+            "CREATE INDEX certificates_created ON certificates (created_at, fingerprint)",
             "CREATE INDEX audit_actor ON audit (actor, seq)",
             "CREATE INDEX audit_action ON audit (action, seq)",
             "CREATE INDEX audit_object ON audit (object, seq)",

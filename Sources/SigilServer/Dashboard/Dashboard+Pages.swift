@@ -59,8 +59,8 @@ extension Dashboard {
 
     static let pageSize = 50
 
-    /// Counts stop here: a broad filter over a large inventory says "10,000+" instead of walking every row.
-    static let countCap = 10_000
+    /// Counts stop here: a broad filter over a large inventory says "more than 1000" instead of walking every row.
+    static let countCap = 1_000
 
     /// The inventory query a page's filters describe; unknown values are ignored, not errors.
     func inventoryQuery(_ q: [String: String], limit: Int) -> CertificateQuery {
