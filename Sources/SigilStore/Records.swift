@@ -347,7 +347,6 @@ public enum CertificateSort: String, Sendable, CaseIterable {
     var descending: Bool { self == .notAfterDescending || self == .createdDescending }
     var numeric: Bool { self == .notAfter || self == .notAfterDescending || self == .createdDescending }
 
-    var sql: String { "\(column)\(descending ? " DESC" : ""), fingerprint" }
 
     /// The value a row is positioned by, as a cursor carries it.
     public func value(of record: CertificateRecord) -> String {

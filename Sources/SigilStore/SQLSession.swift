@@ -188,29 +188,26 @@ public struct SQLSession: StoreSession {
             sql.appendLiteral("))")
         }
         let backward = query.cursor?.backward ?? false
+        // Ties break on the fingerprint in the sort's own direction, so one index serves the whole
+        // order, forwards or (for the previous page) backwards.
+        let descendingScan = query.sort.descending != backward
         if let cursor = query.cursor {
             // Keyset pagination: (column, fingerprint) strictly after (or before) the cursor row.
             let column = query.sort.column
-            let forwardIsGreater = !query.sort.descending
-            let valueComparison = (forwardIsGreater != backward) ? ">" : "<"
-            let fingerprintComparison = backward ? "<" : ">"
+            let comparison = descendingScan ? "<" : ">"
             func bindValue() {
                 if query.sort.numeric { sql.appendInterpolation(bind: Int64(cursor.value) ?? 0) } else { sql.appendInterpolation(bind: cursor.value) }
             }
-            sql.appendInterpolation(unsafeRaw: " AND (\(column) \(valueComparison) ")
+            sql.appendInterpolation(unsafeRaw: " AND (\(column) \(comparison) ")
             bindValue()
             sql.appendInterpolation(unsafeRaw: " OR (\(column) = ")
             bindValue()
-            sql.appendInterpolation(unsafeRaw: " AND fingerprint \(fingerprintComparison) ")
+            sql.appendInterpolation(unsafeRaw: " AND fingerprint \(comparison) ")
             sql.appendInterpolation(bind: cursor.fingerprint)
             sql.appendLiteral("))")
         }
-        if backward {
-            let column = query.sort.column
-            sql.appendInterpolation(unsafeRaw: " ORDER BY \(column)\(query.sort.descending ? "" : " DESC"), fingerprint DESC LIMIT ")
-        } else {
-            sql.appendInterpolation(unsafeRaw: " ORDER BY \(query.sort.sql) LIMIT ")
-        }
+        let direction = descendingScan ? " DESC" : ""
+        sql.appendInterpolation(unsafeRaw: " ORDER BY \(query.sort.column)\(direction), fingerprint\(direction) LIMIT ")
         sql.appendInterpolation(bind: query.limit)
         if query.offset > 0 {
             sql.appendLiteral(" OFFSET ")
