@@ -1,5 +1,6 @@
 import Foundation
 import SigilCore
+import SigilStore
 import X509
 
 /// What the CA needs from configuration.
@@ -67,6 +68,13 @@ public struct IssuanceRequest: Sendable {
     public var tags: [String]
     /// The requester's own name limits; nil means none.
     public var allowedNames: [NamePattern]?
+    /// Runs inside the transaction that records the certificate (an ACME order marked valid,
+    /// say): throwing rolls the issuance back, so neither is recorded without the other.
+    public var inTransaction: (@Sendable (any StoreSession, CertificateRecord) async throws -> Void)?
+    /// What the certificate is recorded as coming from (an ACME order: `acme-order:ID`).
+    public var requestID: String?
+    /// Refuse instead of queueing when the profile needs a person's approval (ACME cannot wait for one).
+    public var refuseApproval: Bool = false
 
     public init(csr: CertificationRequest, profile: String, issuer: String? = nil, days: Int? = nil, requester: String,
                 owner: String? = nil, tags: [String] = [], allowedNames: [NamePattern]? = nil) {

@@ -39,6 +39,9 @@ extension CertificateAuthority {
             }
             throw SigilError(.policyViolation, "the request breaks \(reasons.count) rule\(reasons.count == 1 ? "" : "s") of profile '\(profile.name)':", reasons: reasons)
         }
+        if verdict.needsApproval && request.refuseApproval {
+            throw SigilError(.policyViolation, "profile '\(profile.name)' requires a person's approval, which this front end cannot wait for")
+        }
         if verdict.needsApproval {
             let record = RequestRecord(
                 id: UUID().uuidString.lowercased(), csrPEM: request.csr.pemString, profile: profile.name, issuer: issuerRecord.name,
@@ -55,7 +58,8 @@ extension CertificateAuthority {
             return .pending(record)
         }
         let issued = try await issue(plan: verdict.plan, profile: profile, issuerRecord: issuerRecord, requester: request.requester,
-                                     owner: request.owner, tags: request.tags, requestID: nil, approval: nil)
+                                     owner: request.owner, tags: request.tags, requestID: request.requestID, approval: nil,
+                                     inTransaction: request.inTransaction)
         return .issued(IssuedCertificate(record: issued.record, certificate: issued.certificate, chain: issued.chain, modifications: verdict.modifications))
     }
 
@@ -113,7 +117,8 @@ extension CertificateAuthority {
     /// Signs the plan and records the certificate (and, for an approval, closes
     /// the request) in one transaction. A serial collision is retried with a new serial.
     func issue(plan: IssuancePlan, profile: CertificateProfile, issuerRecord: IssuerRecord, requester: String, owner: String?,
-               tags: [String], requestID: String?, approval: (actor: String, note: String?)?) async throws -> (record: CertificateRecord, certificate: X509Certificate, chain: [X509Certificate]) {
+               tags: [String], requestID: String?, approval: (actor: String, note: String?)?,
+               inTransaction: (@Sendable (any StoreSession, CertificateRecord) async throws -> Void)? = nil) async throws -> (record: CertificateRecord, certificate: X509Certificate, chain: [X509Certificate]) {
         let issuerSigner = try signer(issuerRecord.name)
         let issuerCertificate = try self.issuerCertificate(issuerRecord)
         // The CRL shard is chosen once, at issuance, and written into the certificate.
@@ -149,6 +154,7 @@ extension CertificateAuthority {
                                                                  details: ["profile": profile.name, "names": recorded.sans.joined(separator: ",")]))
                     }
                     try await session.insertCertificate(recorded)
+                    try await inTransaction?(session, recorded)
                     try await session.appendAudit(AuditDraft(
                         time: now, actor: approval?.actor ?? requester, action: "certificate.issued", object: "certificate:\(recorded.serial)",
                         details: ["issuer": issuerRecord.name, "profile": profile.name, "subject": recorded.subject, "sans": recorded.sans.joined(separator: ","),

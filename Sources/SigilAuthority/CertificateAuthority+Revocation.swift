@@ -86,4 +86,18 @@ extension CertificateAuthority {
     public func signerForResponses(_ issuer: String) throws -> any Signer {
         try signer(issuer)
     }
+
+    /// Sets who owns a certificate and its tags (what notifications and reports are routed by).
+    public func setOwnership(fingerprint: String, owner: String?, tags: [String], actor: String) async throws {
+        let now = clock.now()
+        try await store.write { session in
+            guard let record = try await session.certificate(fingerprint: fingerprint) else {
+                throw SigilError(.notFound, "no certificate with fingerprint \(fingerprint)")
+            }
+            try await session.updateCertificateOwnership(fingerprint: fingerprint, owner: owner, tags: tags)
+            try await session.appendAudit(AuditDraft(time: now, actor: actor, action: "certificate.updated", object: "certificate:\(record.serial)",
+                                                     details: ["owner": owner ?? "", "tags": tags.joined(separator: ","),
+                                                               "previous_owner": record.owner ?? "", "previous_tags": record.tags.joined(separator: ",")]))
+        }
+    }
 }

@@ -10,7 +10,9 @@ import X509
 /// store transaction, and a certificate is returned only after it is recorded.
 public final class CertificateAuthority: Sendable {
     public let store: any Store
-    public let configuration: AuthorityConfiguration
+    private let settings: Mutex<AuthorityConfiguration>
+    /// The configuration in force (only the public URL may change, once a listener's port is known).
+    public var configuration: AuthorityConfiguration { settings.withLock { $0 } }
     public let clock: any SigilClock
     public let policy: IssuancePolicy
     private let signers = Mutex<[String: any Signer]>([:])
@@ -23,9 +25,15 @@ public final class CertificateAuthority: Sendable {
     public init(store: any Store, configuration: AuthorityConfiguration = AuthorityConfiguration(), clock: any SigilClock = SystemClock(),
                 policy: IssuancePolicy = .standard) {
         self.store = store
-        self.configuration = configuration
+        self.settings = Mutex(configuration)
         self.clock = clock
         self.policy = policy
+    }
+
+    /// Sets the base of the URLs written into certificates, when it was not configured and
+    /// the HTTP listener's port was chosen by the system (a listener on port 0).
+    public func setHTTPPublicURL(_ url: String) {
+        settings.withLock { $0.httpPublicURL = url.hasSuffix("/") ? String(url.dropLast()) : url }
     }
 
     // MARK: Issuers

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import SigilACME
 import SigilAuthority
 import SigilCore
 import SigilServer
@@ -75,10 +76,16 @@ struct ServeCommand: AsyncParsableCommand {
         var logger = Logger(label: "sigil")
         logger.logLevel = level
 
+        // ACME is on unless `acme: {enabled: false}`; its configuration is checked before anything starts.
+        let acmeSettings = file.acme ?? ACMESettings()
+        let acme = try (acmeSettings.enabled ?? true)
+            ? acmeSettings.configuration(knownProfiles: Set(try settings.authorityConfiguration().profiles.keys)) : nil
+        let configuredPublicURL = publicURL ?? env["SIGIL_PUBLIC_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? file.publicURL
+
         let workspace = try await Workspace.open(home, configuration: settings, databasePath: database)
         do {
             try await serve(workspace: workspace, listen: listenAddress, http: httpAddress, names: names, ocspMode: ocspMode, logger: logger,
-                            json: format == "json")
+                            json: format == "json", acme: acme, publicURL: configuredPublicURL, httpPublicURLGiven: settings.httpPublicURL != nil)
         } catch {
             await workspace.close()
             throw error
@@ -88,7 +95,8 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     private func serve(workspace: Workspace, listen: ListenAddress, http: ListenAddress, names: [String], ocspMode: OCSPResponder.SignerMode,
-                       logger: Logger, json: Bool) async throws {
+                       logger: Logger, json: Bool, acme acmeConfiguration: ACMEConfiguration?, publicURL: String?,
+                       httpPublicURLGiven: Bool) async throws {
         let console = Console.current
         // With JSON logs, everything on standard error is a JSON log line.
         let notice: (String) -> Void = { message in
@@ -134,12 +142,31 @@ struct ServeCommand: AsyncParsableCommand {
             try transaction.commit()
         }
         let metrics = SigilMetrics()
-        let environment = ServerEnvironment(authority: authority, metrics: metrics, ocspSigner: ocspMode)
+        var environment = ServerEnvironment(authority: authority, metrics: metrics, ocspSigner: ocspMode)
+        if let acmeConfiguration {
+            // One node on SQLite: used nonces are kept in memory (a restart turns old ones into badNonce).
+            let nonces = try await NonceLedger.make(store: workspace.store, mode: .memory, clock: authority.clock)
+            environment.acme = ACMEServer(authority: authority, configuration: acmeConfiguration, nonces: nonces,
+                                          baseURL: publicURL ?? "https://\(listen)", logger: logger)
+            if acmeConfiguration.insecureSkipValidation {
+                notice("WARNING: acme.insecure_skip_validation is on: ACME challenges are NOT validated. Use this only in tests.")
+            }
+        }
+        let acme = environment.acme
+        let httpPublicURLConfigured = httpPublicURLGiven
         let identity = try await ServerIdentity(authority: authority, names: names)
         var runner = SigilServerRunner(
             environment: environment, identity: identity, listen: listen, httpListen: http, logger: logger,
             onListening: { https, httpPort in
+                // With --http-listen HOST:0 and no http_public_url, certificates name the port actually bound.
+                if httpPublicURLConfigured == false && http.port == 0 {
+                    authority.setHTTPPublicURL("http://\(http.host.contains(":") ? "[\(http.host)]" : http.host):\(httpPort)")
+                }
+                if publicURL == nil { acme?.setBaseURL("https://\(listen.host.contains(":") ? "[\(listen.host)]" : listen.host):\(https)") }
                 console.print("listening: https://\(listen.host):\(https) (API) and http://\(http.host):\(httpPort) (CA certificates, CRLs, OCSP); root certificate: \(workspace.home)/root.pem")
+                if let acme {
+                    for name in acme.configuration.provisioners.keys.sorted() { console.print("acme directory: \(acme.baseURL)/acme/\(name)/directory") }
+                }
             })
         if let seconds = Console.current.environment["SIGIL_SCHEDULER_INTERVAL"].flatMap(Double.init), seconds > 0 {
             runner.schedulerInterval = .milliseconds(Int(seconds * 1000))

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import SigilACME
 import SigilAuthority
 import SigilCore
 import SigilStore
@@ -15,6 +16,8 @@ public struct ServerEnvironment: Sendable {
     public let clock: any SigilClock
     let crls: CRLCache
     public let ocsp: OCSPResponder
+    /// The ACME server (RFC 8555) under `/acme/{provisioner}/...`; nil: ACME is off.
+    public var acme: ACMEServer?
 
     public init(authority: CertificateAuthority, metrics: SigilMetrics, ocspSigner: OCSPResponder.SignerMode = .ca) {
         self.authority = authority

@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import NIOSSL
+import SigilACME
 import SigilAuthority
 import SigilCore
 import SigilStore
@@ -35,7 +36,34 @@ public enum SigilApplication {
             }
         }
         addOperations(router, env)
+        if let acme = env.acme { addACME(router, acme) }
+        if let dashboard = try? Dashboard(env: env) { dashboard.register(on: router) }
         return router
+    }
+
+    /// `/acme/{provisioner}/...`: the HTTP surface only; the protocol lives in SigilACME.
+    static func addACME(_ router: Router<SigilRequestContext>, _ acme: ACMEServer) {
+        @Sendable func response(_ answer: ACMEResponse, _ request: Request) -> Response {
+            var headers = HTTPFields()
+            for (name, value) in answer.headers {
+                if let field = HTTPField.Name(name) { headers.append(HTTPField(name: field, value: value)) }
+            }
+            return Response(status: HTTPResponse.Status(code: answer.status), headers: headers,
+                            body: request.method == .head ? .init() : .init(byteBuffer: ByteBuffer(bytes: answer.body)))
+        }
+        let handler: @Sendable (Request, SigilRequestContext) async throws -> Response = { request, _ in
+            let body: ByteBuffer
+            do {
+                body = try await request.body.collect(upTo: 256 * 1024)
+            } catch {
+                return response(acme.reject(ACMEProblem(.malformed, "the request body is larger than 256 KiB", status: 413), path: request.uri.path), request)
+            }
+            return response(await acme.handle(ACMERequest(method: request.method.rawValue, path: request.uri.path,
+                                                           contentType: request.headers[.contentType], body: Array(body.readableBytesView))), request)
+        }
+        for method in [HTTPRequest.Method.get, .head, .post] {
+            router.on("/acme/**", method: method, use: handler)
+        }
     }
 
     static func addOperations(_ router: Router<SigilRequestContext>, _ env: ServerEnvironment) {

@@ -5,6 +5,7 @@ import HummingbirdTLS
 import Logging
 import NIOCore
 import ServiceLifecycle
+import SigilACME
 import SigilAuthority
 import SigilCore
 import SigilStore
@@ -77,8 +78,13 @@ public struct SigilServerRunner {
             logger: logger)
         let renewal = RenewalService(identity: identity, logger: logger)
         let revocation = RevocationRefreshService(environment: environment, interval: schedulerInterval, logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: api), .init(service: publicSurface), .init(service: renewal), .init(service: revocation),
+        ]
+        if let acme = environment.acme { services.append(.init(service: NoncePruningService(acme: acme))) }
+        if let sqlite = environment.authority.store as? SQLiteStore { services.append(.init(service: StoreMaintenanceService(store: sqlite, logger: logger))) }
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: api), .init(service: publicSurface), .init(service: renewal), .init(service: revocation)],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()
@@ -154,5 +160,34 @@ struct RevocationRefreshService: Service {
             }
         }
         await lock.release()
+    }
+}
+
+/// Drops redeemed ACME nonces once they have expired (every ten minutes).
+struct NoncePruningService: Service {
+    let acme: ACMEServer
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(600))
+                await acme.prune()
+            }
+        }
+    }
+}
+
+/// Keeps SQLite's planner statistics current: at start and every hour.
+struct StoreMaintenanceService: Service {
+    let store: SQLiteStore
+    let logger: Logger
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do { try await store.optimize() } catch { logger.warning("ANALYZE failed: \(error)") }
+                try? await Task.sleep(for: .seconds(3600))
+            }
+        }
     }
 }

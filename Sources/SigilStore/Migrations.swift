@@ -117,7 +117,116 @@ enum Migrations {
         (4, [
             "ALTER TABLE certificates ADD COLUMN crl_shard INTEGER",
         ]),
+        // ACME (RFC 8555): each object is a JSON body plus the columns it is looked up by.
+        (5, [
+            """
+            CREATE TABLE acme_accounts (
+                id TEXT PRIMARY KEY,
+                provisioner TEXT NOT NULL,
+                thumbprint TEXT NOT NULL,
+                status TEXT NOT NULL,
+                body TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                UNIQUE (provisioner, thumbprint)
+            )
+            """,
+            """
+            CREATE TABLE acme_orders (
+                id TEXT PRIMARY KEY,
+                account_id TEXT NOT NULL,
+                status TEXT NOT NULL,
+                replaces TEXT,
+                expires BIGINT NOT NULL,
+                created_at BIGINT NOT NULL,
+                body TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX acme_orders_account ON acme_orders (account_id, created_at)",
+            "CREATE INDEX acme_orders_replaces ON acme_orders (replaces)",
+            """
+            CREATE TABLE acme_order_names (
+                order_id TEXT NOT NULL,
+                name TEXT NOT NULL,
+                created_at BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX acme_order_names_name ON acme_order_names (name, created_at)",
+            """
+            CREATE TABLE acme_authorizations (
+                id TEXT PRIMARY KEY,
+                account_id TEXT NOT NULL,
+                lookup TEXT NOT NULL,
+                status TEXT NOT NULL,
+                expires BIGINT NOT NULL,
+                body TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX acme_authorizations_reuse ON acme_authorizations (account_id, lookup, status, expires)",
+            """
+            CREATE TABLE acme_eab_keys (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL UNIQUE,
+                created_at BIGINT NOT NULL,
+                body TEXT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE acme_nonces (
+                nonce TEXT PRIMARY KEY,
+                expires BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX acme_nonces_expires ON acme_nonces (expires)",
+            """
+            CREATE TABLE settings (
+                name TEXT PRIMARY KEY,
+                value TEXT NOT NULL
+            )
+            """,
+        ]),
+        // The dashboard: sign-in sessions, and indexes for its inventory filters and audit view.
+        (6, [
+            """
+            CREATE TABLE dashboard_sessions (
+                id TEXT PRIMARY KEY,
+                token_id TEXT NOT NULL,
+                name TEXT NOT NULL,
+                role TEXT NOT NULL,
+                csrf TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL,
+                revoked_at BIGINT
+            )
+            """,
+            // Every name a certificate carries, and reversed, so name, prefix and *.suffix searches use an index.
+            """
+            CREATE TABLE certificate_names (
+                name TEXT NOT NULL,
+                rname TEXT NOT NULL,
+                fingerprint TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX certificate_names_name ON certificate_names (name)",
+            "CREATE INDEX certificate_names_rname ON certificate_names (rname)",
+            "CREATE INDEX certificate_names_fingerprint ON certificate_names (fingerprint)",
+            "CREATE INDEX certificates_display_name ON certificates ((COALESCE(common_name, '')), fingerprint)",
+            "CREATE INDEX certificates_serial_order ON certificates (serial, fingerprint)",
+            "CREATE INDEX certificates_profile ON certificates (profile, not_after)",
+            "CREATE INDEX certificates_issuer ON certificates (issuer, not_after)",
+            "CREATE INDEX certificates_algorithm ON certificates (key_algorithm, key_size)",
+            "CREATE INDEX certificates_source ON certificates (source, not_after)",
+            "CREATE INDEX certificates_created ON certificates (created_at)",
+            "CREATE INDEX audit_actor ON audit (actor, seq)",
+            "CREATE INDEX audit_action ON audit (action, seq)",
+            "CREATE INDEX audit_object ON audit (object, seq)",
+            "CREATE INDEX audit_time ON audit (time_ms)",
+        ]),
     ]
 
     static var latest: Int { all.map(\.version).max() ?? 0 }
+
+    /// Work a migration needs beyond SQL, run in its transaction right after its statements.
+    static let backfills: [Int: @Sendable (SQLSession) async throws -> Void] = [
+        6: { session in try await session.indexAllCertificateNames() },
+    ]
 }

@@ -18,6 +18,7 @@ enum Migrator {
             for statement in migration.statements {
                 try await db.raw(SQLQueryString(statement)).run()
             }
+            try await Migrations.backfills[migration.version]?(SQLSession(db))
             try await db.raw("INSERT INTO schema_migrations (version, applied_at) VALUES (\(bind: migration.version), \(bind: seconds(Date())))").run()
         }
     }

@@ -229,6 +229,20 @@ public struct CertificateQuery: Sendable {
     /// Continue after this (notAfter, fingerprint) position.
     public var after: (notAfter: Date, fingerprint: String)?
 
+    /// A tag the certificate carries.
+    public var tag: String?
+    /// `RSA`, `EC`, `Ed25519`, `ML-DSA` (the key_algorithm column).
+    public var keyAlgorithm: String?
+    public var sort: CertificateSort = .notAfter
+    /// Rows to skip. Prefer `cursor`: skipping costs as many rows as it skips.
+    public var offset: Int = 0
+    /// Keyset pagination in any sort: rows after (or before) this one.
+    public var cursor: CertificateCursor?
+    /// Indexed search: a name or name prefix, `*.suffix`, a serial or a fingerprint.
+    public var search: String?
+    /// Set by the store: the search matches most of the inventory.
+    var broadSearch = false
+
     public init(now: Date, status: CertificateStatus? = nil, namePattern: String? = nil, owner: String? = nil, issuer: String? = nil,
                 profile: String? = nil, source: CertificateSource? = nil, expiringBefore: Date? = nil, limit: Int = 1000,
                 after: (notAfter: Date, fingerprint: String)? = nil) {
@@ -313,5 +327,149 @@ public struct CRLRecord: Sendable, Equatable {
         self.nextUpdate = nextUpdate
         self.entries = entries
         self.der = der
+    }
+}
+
+/// Orders of the inventory; each is served by an index, ties broken by fingerprint.
+public enum CertificateSort: String, Sendable, CaseIterable {
+    case notAfter = "not_after", notAfterDescending = "-not_after", commonName = "common_name", createdDescending = "-created_at", serial
+
+    /// The SQL expression sorted on (the same expression as its index).
+    var column: String {
+        switch self {
+        case .notAfter, .notAfterDescending: return "not_after"
+        case .commonName: return "COALESCE(common_name, '')"
+        case .createdDescending: return "created_at"
+        case .serial: return "serial"
+        }
+    }
+
+    var descending: Bool { self == .notAfterDescending || self == .createdDescending }
+    var numeric: Bool { self == .notAfter || self == .notAfterDescending || self == .createdDescending }
+
+    var sql: String { "\(column)\(descending ? " DESC" : ""), fingerprint" }
+
+    /// The value a row is positioned by, as a cursor carries it.
+    public func value(of record: CertificateRecord) -> String {
+        switch self {
+        case .notAfter, .notAfterDescending: return String(Int64(record.notAfter.timeIntervalSince1970.rounded(.down)))
+        case .commonName: return record.commonName ?? ""
+        case .createdDescending: return String(Int64(record.createdAt.timeIntervalSince1970.rounded(.down)))
+        case .serial: return record.serial
+        }
+    }
+}
+
+/// A position in a sorted inventory: the sort value and fingerprint of a row.
+public struct CertificateCursor: Sendable, Equatable {
+    public var value: String
+    public var fingerprint: String
+    /// Rows before the position (the previous page) instead of after it.
+    public var backward: Bool
+
+    public init(value: String, fingerprint: String, backward: Bool = false) {
+        self.value = value
+        self.fingerprint = fingerprint
+        self.backward = backward
+    }
+}
+
+/// A signed-in dashboard session. `id` is the SHA-256 of the cookie's secret, so the
+/// database never holds a usable session.
+public struct DashboardSessionRecord: Sendable, Equatable {
+    public var id: String
+    public var tokenID: String
+    public var name: String
+    public var role: String
+    /// The session's anti-CSRF token, sent back in every state-changing form.
+    public var csrf: String
+    public var createdAt: Date
+    public var expiresAt: Date
+    public var revokedAt: Date?
+
+    public init(id: String, tokenID: String, name: String, role: String, csrf: String, createdAt: Date, expiresAt: Date, revokedAt: Date? = nil) {
+        self.id = id
+        self.tokenID = tokenID
+        self.name = name
+        self.role = role
+        self.csrf = csrf
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+        self.revokedAt = revokedAt
+    }
+}
+
+/// The inventory in numbers, for the overview.
+public struct CertificateStatistics: Sendable, Equatable {
+    public var active = 0
+    public var expired = 0
+    public var revoked = 0
+    public var expiring7 = 0
+    public var expiring30 = 0
+    public var expiring90 = 0
+    /// Active certificates by week of expiry, from now, 26 weeks.
+    public var expiryByWeek = [Int](repeating: 0, count: 26)
+    /// Certificates recorded per day, the last 30 days, oldest first.
+    public var issuedByDay = [Int](repeating: 0, count: 30)
+    /// Active certificates by key algorithm and size.
+    public var algorithms: [AlgorithmCount] = []
+    public var byIssuer: [String: Int] = [:]
+
+    public init() {}
+    public var total: Int { active + expired + revoked }
+}
+
+public struct AlgorithmCount: Sendable, Equatable {
+    public var algorithm: String
+    public var size: Int
+    public var count: Int
+    public init(algorithm: String, size: Int, count: Int) {
+        self.algorithm = algorithm
+        self.size = size
+        self.count = count
+    }
+}
+
+/// What the audit view filters on.
+public struct AuditFilter: Sendable {
+    public var actor: String?
+    /// Matches an action or an action prefix (`certificate.` matches every certificate action).
+    public var action: String?
+    public var object: String?
+    public var since: Date?
+    public var until: Date?
+    /// Newest first, entries before this sequence number.
+    public var beforeSeq: Int64?
+    public var limit: Int
+
+    public init(actor: String? = nil, action: String? = nil, object: String? = nil, since: Date? = nil, until: Date? = nil, beforeSeq: Int64? = nil, limit: Int = 100) {
+        self.actor = actor
+        self.action = action
+        self.object = object
+        self.since = since
+        self.until = until
+        self.beforeSeq = beforeSeq
+        self.limit = limit
+    }
+}
+
+/// One compliance check over the inventory, with its count and a few of the certificates it found.
+public struct ComplianceFinding: Sendable {
+    public var id: String
+    public var title: String
+    /// `high`, `medium`, `low` or `info`.
+    public var severity: String
+    /// The controls it bears on.
+    public var controls: String
+    public var count: Int
+    public var examples: [CertificateRecord]
+
+    public init(id: String, title: String, severity: String, controls: String, count: Int, examples: [CertificateRecord]) {
+        self.id = id
+        self.title = title
+        self.severity = severity
+        self.controls = controls
+        self.count = count
+        self.examples = examples
     }
 }

@@ -103,6 +103,35 @@ public struct SQLSession: StoreSession {
                     \(bind: c.crlShard))
                 """).run()
         }
+        try await indexNames(of: c)
+    }
+
+    /// The names a certificate is found by: its SAN values and CN, lowercased.
+    static func searchNames(_ c: CertificateRecord) -> Set<String> {
+        var names = Set(c.sans.map { san in
+            san.split(separator: ":", maxSplits: 1).count == 2 ? String(san.split(separator: ":", maxSplits: 1)[1]).lowercased() : san.lowercased()
+        })
+        if let cn = c.commonName { names.insert(cn.lowercased()) }
+        return names
+    }
+
+    func indexNames(of c: CertificateRecord) async throws {
+        for name in Self.searchNames(c) {
+            try await db.raw("""
+                INSERT INTO certificate_names (name, rname, fingerprint) VALUES (\(bind: name), \(bind: String(name.reversed())), \(bind: c.fingerprint))
+                """).run()
+        }
+    }
+
+    /// Fills `certificate_names` for certificates recorded before it existed.
+    func indexAllCertificateNames() async throws {
+        var after = ""
+        while true {
+            let page = try await db.raw("SELECT * FROM certificates WHERE fingerprint > \(bind: after) ORDER BY fingerprint LIMIT 1000").all().map(decodeCertificate)
+            for record in page { try await indexNames(of: record) }
+            guard let last = page.last, page.count == 1000 else { return }
+            after = last.fingerprint
+        }
     }
 
     public func certificates(serial: String) async throws -> [CertificateRecord] {
@@ -117,8 +146,87 @@ public struct SQLSession: StoreSession {
         try await db.raw("SELECT COUNT(*) AS n FROM certificates").first()?.decode(column: "n", as: Int.self) ?? 0
     }
 
+    /// Whether a name search matches so many names that walking the inventory in order beats collecting them.
+    func planned(_ query: CertificateQuery) async throws -> CertificateQuery {
+        guard let search = query.search?.lowercased(), !search.isEmpty else { return query }
+        let (column, low) = search.hasPrefix("*") ? ("rname", String(search.dropFirst().reversed())) : ("name", search)
+        var sql = SQLQueryString("SELECT COUNT(*) AS n FROM (SELECT 1 FROM certificate_names WHERE ")
+        sql.appendInterpolation(unsafeRaw: "\(column) >= ")
+        sql.appendInterpolation(bind: low)
+        sql.appendInterpolation(unsafeRaw: " AND \(column) < ")
+        sql.appendInterpolation(bind: low + "\u{FFFF}")
+        sql.appendLiteral(" LIMIT 2001) AS matches")
+        var planned = query
+        planned.broadSearch = try await db.raw(sql).first()?.decode(column: "n", as: Int64.self) ?? 0 > 2000
+        return planned
+    }
+
     public func certificates(_ query: CertificateQuery) async throws -> [CertificateRecord] {
+        let query = try await planned(query)
         var sql = SQLQueryString("SELECT * FROM certificates WHERE 1 = 1")
+        appendConditions(query, to: &sql)
+        if query.sort == .notAfter, query.cursor == nil, let after = query.after {
+            sql.appendLiteral(" AND (not_after > ")
+            sql.appendInterpolation(bind: seconds(after.notAfter))
+            sql.appendLiteral(" OR (not_after = ")
+            sql.appendInterpolation(bind: seconds(after.notAfter))
+            sql.appendLiteral(" AND fingerprint > ")
+            sql.appendInterpolation(bind: after.fingerprint)
+            sql.appendLiteral("))")
+        }
+        let backward = query.cursor?.backward ?? false
+        if let cursor = query.cursor {
+            // Keyset pagination: (column, fingerprint) strictly after (or before) the cursor row.
+            let column = query.sort.column
+            let forwardIsGreater = !query.sort.descending
+            let valueComparison = (forwardIsGreater != backward) ? ">" : "<"
+            let fingerprintComparison = backward ? "<" : ">"
+            func bindValue() {
+                if query.sort.numeric { sql.appendInterpolation(bind: Int64(cursor.value) ?? 0) } else { sql.appendInterpolation(bind: cursor.value) }
+            }
+            sql.appendInterpolation(unsafeRaw: " AND (\(column) \(valueComparison) ")
+            bindValue()
+            sql.appendInterpolation(unsafeRaw: " OR (\(column) = ")
+            bindValue()
+            sql.appendInterpolation(unsafeRaw: " AND fingerprint \(fingerprintComparison) ")
+            sql.appendInterpolation(bind: cursor.fingerprint)
+            sql.appendLiteral("))")
+        }
+        if backward {
+            let column = query.sort.column
+            sql.appendInterpolation(unsafeRaw: " ORDER BY \(column)\(query.sort.descending ? "" : " DESC"), fingerprint DESC LIMIT ")
+        } else {
+            sql.appendInterpolation(unsafeRaw: " ORDER BY \(query.sort.sql) LIMIT ")
+        }
+        sql.appendInterpolation(bind: query.limit)
+        if query.offset > 0 {
+            sql.appendLiteral(" OFFSET ")
+            sql.appendInterpolation(bind: query.offset)
+        }
+        let rows = try await db.raw(sql).all().map(decodeCertificate)
+        return backward ? rows.reversed() : rows
+    }
+
+    public func countCertificates(_ query: CertificateQuery) async throws -> Int {
+        let query = try await planned(query)
+        var sql = SQLQueryString("SELECT COUNT(*) AS n FROM certificates WHERE 1 = 1")
+        appendConditions(query, to: &sql)
+        return Int(try await db.raw(sql).first()?.decode(column: "n", as: Int64.self) ?? 0)
+    }
+
+    public func countCertificates(_ query: CertificateQuery, upTo cap: Int) async throws -> Int {
+        let query = try await planned(query)
+        // Counting stops at the cap, so a broad filter over a large inventory costs at most `cap` rows.
+        var sql = SQLQueryString("SELECT COUNT(*) AS n FROM (SELECT 1 FROM certificates WHERE 1 = 1")
+        appendConditions(query, to: &sql)
+        sql.appendLiteral(" LIMIT ")
+        sql.appendInterpolation(bind: cap)
+        sql.appendLiteral(") AS capped")
+        return Int(try await db.raw(sql).first()?.decode(column: "n", as: Int64.self) ?? 0)
+    }
+
+    /// The filters of a query as SQL conditions with binds (pagination and order excluded).
+    private func appendConditions(_ query: CertificateQuery, to sql: inout SQLQueryString) {
         let now = seconds(query.now)
         switch query.status {
         case .revoked?: sql.appendInterpolation(unsafeRaw: " AND status = 'revoked'")
@@ -139,28 +247,52 @@ public struct SQLSession: StoreSession {
             sql.appendInterpolation(bind: pattern.lowercased())
             sql.appendLiteral(")")
         }
+        if let search = query.search?.lowercased(), !search.isEmpty {
+            let hex = search.filter { $0 != ":" }
+            let top = "\u{FFFF}"
+            // *.example.com: every name ending so, through the reversed-name index; otherwise a name prefix.
+            let (column, low) = search.hasPrefix("*") ? ("rname", String(search.dropFirst().reversed())) : ("name", search)
+            if query.broadSearch {
+                // Most certificates match: walk the inventory in its sort order and probe each row's names.
+                sql.appendInterpolation(unsafeRaw: " AND (EXISTS (SELECT 1 FROM certificate_names n WHERE n.fingerprint = certificates.fingerprint AND n.\(column) >= ")
+                sql.appendInterpolation(bind: low)
+                sql.appendInterpolation(unsafeRaw: " AND n.\(column) < ")
+                sql.appendInterpolation(bind: low + top)
+                sql.appendLiteral(")")
+            } else {
+                // Few match: collect them from the name index first.
+                sql.appendInterpolation(unsafeRaw: " AND (fingerprint IN (SELECT fingerprint FROM certificate_names WHERE \(column) >= ")
+                sql.appendInterpolation(bind: low)
+                sql.appendInterpolation(unsafeRaw: " AND \(column) < ")
+                sql.appendInterpolation(bind: low + top)
+                sql.appendLiteral(")")
+            }
+            sql.appendLiteral(" OR serial = ")
+            sql.appendInterpolation(bind: hex)
+            sql.appendLiteral(" OR fingerprint = ")
+            sql.appendInterpolation(bind: hex)
+            sql.appendLiteral(")")
+        }
         if let owner = query.owner { sql.appendLiteral(" AND owner = "); sql.appendInterpolation(bind: owner) }
-        if let issuer = query.issuer { sql.appendLiteral(" AND issuer = "); sql.appendInterpolation(bind: issuer) }
+        // SQLite picks an equality index over the sort's index and then sorts every match; for the
+        // few-valued columns (issuer, source, key algorithm) a unary + keeps the sort's index in use (SQLite only).
+        let hint = db.dialect.name == "sqlite" ? "+" : ""
+        if let issuer = query.issuer { sql.appendInterpolation(unsafeRaw: " AND \(hint)issuer = "); sql.appendInterpolation(bind: issuer) }
         if let profile = query.profile { sql.appendLiteral(" AND profile = "); sql.appendInterpolation(bind: profile) }
-        if let source = query.source { sql.appendLiteral(" AND source = "); sql.appendInterpolation(bind: source.rawValue) }
+        if let source = query.source { sql.appendInterpolation(unsafeRaw: " AND \(hint)source = "); sql.appendInterpolation(bind: source.rawValue) }
+        if let algorithm = query.keyAlgorithm { sql.appendInterpolation(unsafeRaw: " AND \(hint)key_algorithm = "); sql.appendInterpolation(bind: algorithm) }
+        if let tag = query.tag {
+            let escaped = tag.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_")
+            sql.appendLiteral(" AND tags LIKE ")
+            sql.appendInterpolation(bind: "%\"" + escaped + "\"%")
+            sql.appendLiteral(" ESCAPE '\\'")
+        }
         if let before = query.expiringBefore {
             sql.appendLiteral(" AND status = 'active' AND not_after > ")
             sql.appendInterpolation(bind: now)
             sql.appendLiteral(" AND not_after <= ")
             sql.appendInterpolation(bind: seconds(before))
         }
-        if let after = query.after {
-            sql.appendLiteral(" AND (not_after > ")
-            sql.appendInterpolation(bind: seconds(after.notAfter))
-            sql.appendLiteral(" OR (not_after = ")
-            sql.appendInterpolation(bind: seconds(after.notAfter))
-            sql.appendLiteral(" AND fingerprint > ")
-            sql.appendInterpolation(bind: after.fingerprint)
-            sql.appendLiteral("))")
-        }
-        sql.appendLiteral(" ORDER BY not_after, fingerprint LIMIT ")
-        sql.appendInterpolation(bind: query.limit)
-        return try await db.raw(sql).all().map(decodeCertificate)
     }
 
     public func updateCertificateRevocation(fingerprint: String, status: StoredCertificateStatus, revokedAt: Date?, reason: Int?, invalidityDate: Date?) async throws {
@@ -174,7 +306,7 @@ public struct SQLSession: StoreSession {
         try await db.raw("UPDATE certificates SET owner = \(bind: owner), tags = \(bind: json(tags)) WHERE fingerprint = \(bind: fingerprint)").run()
     }
 
-    private func decodeCertificate(_ row: any SQLRow) throws -> CertificateRecord {
+    func decodeCertificate(_ row: any SQLRow) throws -> CertificateRecord {
         CertificateRecord(
             serial: try row.decode(column: "serial", as: String.self),
             issuer: try row.decode(column: "issuer", as: String.self),
@@ -391,22 +523,24 @@ public struct SQLSession: StoreSession {
     }
 
     public func auditEntries(afterSeq: Int64, limit: Int) async throws -> [AuditEntry] {
-        try await db.raw("SELECT * FROM audit WHERE seq > \(bind: afterSeq) ORDER BY seq LIMIT \(bind: limit)").all().map { row in
-            AuditEntry(
-                seq: try row.decode(column: "seq", as: Int64.self),
-                time: Date(timeIntervalSince1970: Double(try row.decode(column: "time_ms", as: Int64.self)) / 1000),
-                actor: try row.decode(column: "actor", as: String.self),
-                action: try row.decode(column: "action", as: String.self),
-                object: try row.decode(column: "object", as: String.self),
-                details: try row.decode(column: "details", as: String.self),
-                prevHash: try row.decode(column: "prev_hash", as: String.self),
-                hash: try row.decode(column: "hash", as: String.self))
-        }
+        try await db.raw("SELECT * FROM audit WHERE seq > \(bind: afterSeq) ORDER BY seq LIMIT \(bind: limit)").all().map(decodeAudit)
+    }
+
+    func decodeAudit(_ row: any SQLRow) throws -> AuditEntry {
+        AuditEntry(
+            seq: try row.decode(column: "seq", as: Int64.self),
+            time: Date(timeIntervalSince1970: Double(try row.decode(column: "time_ms", as: Int64.self)) / 1000),
+            actor: try row.decode(column: "actor", as: String.self),
+            action: try row.decode(column: "action", as: String.self),
+            object: try row.decode(column: "object", as: String.self),
+            details: try row.decode(column: "details", as: String.self),
+            prevHash: try row.decode(column: "prev_hash", as: String.self),
+            hash: try row.decode(column: "hash", as: String.self))
     }
 
     // MARK: Helpers
 
-    private func mapDuplicate(_ message: String, _ body: () async throws -> Void) async throws {
+    func mapDuplicate(_ message: String, _ body: () async throws -> Void) async throws {
         do {
             try await body()
         } catch {

@@ -66,6 +66,17 @@ public final class SQLiteStore: Store {
         try await reader.close().get()
     }
 
+    /// Refreshes the query planner's statistics (a bounded ANALYZE), so filters on columns with
+    /// few distinct values (issuer, source) do not steer queries away from the sort's index.
+    /// `sigil serve` runs it at start and every hour.
+    public func optimize() async throws {
+        _ = try await queue.submit { session in
+            try await (session as! SQLSession).execute(unsafeSQL: "PRAGMA analysis_limit = 1000")
+            try await (session as! SQLSession).execute(unsafeSQL: "ANALYZE")
+            return true
+        }
+    }
+
     /// Runs `PRAGMA integrity_check`; returns the problems found (empty when sound).
     public func integrityCheck() async throws -> [String] {
         let rows = try await reader.sql().raw("PRAGMA integrity_check").all()

@@ -84,4 +84,50 @@ public protocol StoreSession: Sendable {
     @discardableResult
     func appendAudit(_ draft: AuditDraft) async throws -> AuditEntry
     func auditEntries(afterSeq: Int64, limit: Int) async throws -> [AuditEntry]
+
+    // ACME (RFC 8555) state: any node can answer any request.
+    /// Throws `.duplicate` when the provisioner already has an account for this key.
+    func insertACMEAccount(_ account: ACMEAccountRecord) async throws
+    func acmeAccount(id: String) async throws -> ACMEAccountRecord?
+    func acmeAccount(provisioner: String, thumbprint: String) async throws -> ACMEAccountRecord?
+    /// Throws `.duplicate` when a key change collides with another account's key.
+    func updateACMEAccount(_ account: ACMEAccountRecord) async throws
+    func insertACMEOrder(_ order: ACMEOrderRecord) async throws
+    func acmeOrder(id: String) async throws -> ACMEOrderRecord?
+    func updateACMEOrder(_ order: ACMEOrderRecord) async throws
+    /// The account's order ids, newest first.
+    func acmeOrderIDs(account: String, limit: Int) async throws -> [String]
+    func countACMEOrders(account: String, since: Date) async throws -> Int
+    func countACMEOrders(name: String, since: Date) async throws -> Int
+    func acmeOrders(replacing certificateID: String) async throws -> [ACMEOrderRecord]
+    func insertACMEAuthorization(_ authorization: ACMEAuthorizationRecord) async throws
+    func acmeAuthorization(id: String) async throws -> ACMEAuthorizationRecord?
+    func updateACMEAuthorization(_ authorization: ACMEAuthorizationRecord) async throws
+    /// A valid authorization of the account for the identifier that is still valid at `now`.
+    func validACMEAuthorization(account: String, lookup: String, now: Date) async throws -> ACMEAuthorizationRecord?
+    /// Throws `.duplicate` when the name is taken.
+    func insertEABKey(_ key: ACMEEABKeyRecord) async throws
+    func eabKey(id: String) async throws -> ACMEEABKeyRecord?
+    func eabKeys() async throws -> [ACMEEABKeyRecord]
+    func updateEABKey(_ key: ACMEEABKeyRecord) async throws
+    /// Records a nonce as used; throws `.duplicate` when it was used before.
+    func consumeACMENonce(_ nonce: String, expires: Date) async throws
+    @discardableResult
+    func pruneACMENonces(before: Date) async throws -> Int
+    // The dashboard.
+    func insertDashboardSession(_ session: DashboardSessionRecord) async throws
+    func dashboardSession(id: String) async throws -> DashboardSessionRecord?
+    func revokeDashboardSession(id: String, at: Date) async throws
+    func countCertificates(_ query: CertificateQuery) async throws -> Int
+    /// The count, but at most `upTo`.
+    func countCertificates(_ query: CertificateQuery, upTo: Int) async throws -> Int
+    func certificateStatistics(now: Date) async throws -> CertificateStatistics
+    /// Audit entries newest first.
+    func auditEntries(_ filter: AuditFilter) async throws -> [AuditEntry]
+    /// The inventory checks the compliance view shows, each with up to `examples` certificates.
+    func complianceFindings(now: Date, examples: Int) async throws -> [ComplianceFinding]
+
+    func setting(_ name: String) async throws -> String?
+    /// Throws `.duplicate` when the setting exists (the first writer wins).
+    func insertSetting(_ name: String, value: String) async throws
 }
