@@ -145,10 +145,10 @@ struct ServeCommand: AsyncParsableCommand {
         var environment = ServerEnvironment(authority: authority, metrics: metrics, ocspSigner: ocspMode)
         if let acmeConfiguration {
             // One node on SQLite: used nonces are kept in memory (a restart turns old ones into badNonce).
-            // Several nodes on PostgreSQL: the key and the used nonces live in the database, so a
-            // nonce from one node is accepted once by any node.
-            let nonceMode: NonceLedger.Mode = workspace.store is PostgresStore ? .store : .memory
-            let nonces = try await NonceLedger.make(store: workspace.store, mode: nonceMode, clock: authority.clock)
+            // Several nodes on PostgreSQL: the nonce key and the used nonces live in the database, so a
+            // nonce one node issued is accepted once by any node.
+            let nonces = try await NonceLedger.make(store: workspace.store, mode: workspace.store is SQLiteStore ? .memory : .store,
+                                                    clock: authority.clock)
             environment.acme = ACMEServer(authority: authority, configuration: acmeConfiguration, nonces: nonces,
                                           baseURL: publicURL ?? "https://\(listen)", logger: logger)
             if acmeConfiguration.insecureSkipValidation {

@@ -127,10 +127,8 @@ extension SQLSession {
         if let actor = filter.actor { sql.appendLiteral(" AND actor = "); sql.appendInterpolation(bind: actor) }
         if let action = filter.action {
             if action.hasSuffix(".") {
-                sql.appendLiteral(" AND action >= ")
-                sql.appendInterpolation(bind: action)
-                sql.appendLiteral(" AND action < ")
-                sql.appendInterpolation(bind: action.dropLast() + "/")
+                sql.appendLiteral(" AND ")
+                appendPrefixMatch("action", action, to: &sql)
             } else {
                 sql.appendLiteral(" AND action = ")
                 sql.appendInterpolation(bind: action)

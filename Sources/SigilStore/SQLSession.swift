@@ -146,15 +146,28 @@ public struct SQLSession: StoreSession {
         try await db.raw("SELECT COUNT(*) AS n FROM certificates").first()?.decode(column: "n", as: Int.self) ?? 0
     }
 
+    /// `column` starts with `prefix`: a range over the binary-ordered index on SQLite; LIKE elsewhere,
+    /// which stays correct under any collation (a range would not under a linguistic one).
+    func appendPrefixMatch(_ column: String, _ prefix: String, to sql: inout SQLQueryString) {
+        if db.dialect.name == "sqlite" {
+            sql.appendInterpolation(unsafeRaw: "\(column) >= ")
+            sql.appendInterpolation(bind: prefix)
+            sql.appendInterpolation(unsafeRaw: " AND \(column) < ")
+            sql.appendInterpolation(bind: prefix + "\u{FFFF}")
+        } else {
+            let escaped = prefix.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_")
+            sql.appendInterpolation(unsafeRaw: "\(column) LIKE ")
+            sql.appendInterpolation(bind: escaped + "%")
+            sql.appendLiteral(" ESCAPE '\\'")
+        }
+    }
+
     /// Whether a name search matches so many names that walking the inventory in order beats collecting them.
     func planned(_ query: CertificateQuery) async throws -> CertificateQuery {
         guard let search = query.search?.lowercased(), !search.isEmpty else { return query }
         let (column, low) = search.hasPrefix("*") ? ("rname", String(search.dropFirst().reversed())) : ("name", search)
         var sql = SQLQueryString("SELECT COUNT(*) AS n FROM (SELECT 1 FROM certificate_names WHERE ")
-        sql.appendInterpolation(unsafeRaw: "\(column) >= ")
-        sql.appendInterpolation(bind: low)
-        sql.appendInterpolation(unsafeRaw: " AND \(column) < ")
-        sql.appendInterpolation(bind: low + "\u{FFFF}")
+        appendPrefixMatch(column, low, to: &sql)
         sql.appendLiteral(" LIMIT 2001) AS matches")
         var planned = query
         planned.broadSearch = try await db.raw(sql).first()?.decode(column: "n", as: Int64.self) ?? 0 > 2000
@@ -249,22 +262,17 @@ public struct SQLSession: StoreSession {
         }
         if let search = query.search?.lowercased(), !search.isEmpty {
             let hex = search.filter { $0 != ":" }
-            let top = "\u{FFFF}"
             // *.example.com: every name ending so, through the reversed-name index; otherwise a name prefix.
             let (column, low) = search.hasPrefix("*") ? ("rname", String(search.dropFirst().reversed())) : ("name", search)
             if query.broadSearch {
                 // Most certificates match: walk the inventory in its sort order and probe each row's names.
-                sql.appendInterpolation(unsafeRaw: " AND (EXISTS (SELECT 1 FROM certificate_names n WHERE n.fingerprint = certificates.fingerprint AND n.\(column) >= ")
-                sql.appendInterpolation(bind: low)
-                sql.appendInterpolation(unsafeRaw: " AND n.\(column) < ")
-                sql.appendInterpolation(bind: low + top)
+                sql.appendLiteral(" AND (EXISTS (SELECT 1 FROM certificate_names n WHERE n.fingerprint = certificates.fingerprint AND ")
+                appendPrefixMatch("n.\(column)", low, to: &sql)
                 sql.appendLiteral(")")
             } else {
                 // Few match: collect them from the name index first.
-                sql.appendInterpolation(unsafeRaw: " AND (fingerprint IN (SELECT fingerprint FROM certificate_names WHERE \(column) >= ")
-                sql.appendInterpolation(bind: low)
-                sql.appendInterpolation(unsafeRaw: " AND \(column) < ")
-                sql.appendInterpolation(bind: low + top)
+                sql.appendLiteral(" AND (fingerprint IN (SELECT fingerprint FROM certificate_names WHERE ")
+                appendPrefixMatch(column, low, to: &sql)
                 sql.appendLiteral(")")
             }
             sql.appendLiteral(" OR serial = ")

@@ -24,6 +24,8 @@ public enum StoreContract {
         ("concurrent writers get unique serials and one unbroken chain", concurrentWrites),
         ("CRL numbers only go up", crlNumbers),
         ("tokens round trip; names are unique", tokens),
+        ("ACME accounts, orders, authorizations, EAB keys, nonces and settings", acme),
+        ("dashboard sessions, indexed search, keyset pages, statistics, audit filters", dashboard),
     ]
 
     static func expect(_ condition: Bool, _ message: @autoclosure () -> String) throws {
@@ -220,5 +222,101 @@ public enum StoreContract {
             try expect(next > last, "CRL number \(next) follows \(last)")
             last = next
         }
+    }
+
+    static func acme(_ store: any Store) async throws {
+        let account = ACMEAccountRecord(id: "acct1", provisioner: "acme", thumbprint: "tp1", jwk: "{}", status: .valid, contact: ["mailto:a@example.com"],
+                                        termsAgreed: true, eabKeyID: nil, createdAt: epoch)
+        try await store.write { try await $0.insertACMEAccount(account) }
+        try expect(try await store.read { try await $0.acmeAccount(provisioner: "acme", thumbprint: "tp1") } == account, "account by key")
+        do {
+            var twin = account
+            twin.id = "acct2"
+            try await store.write { [twin] in try await $0.insertACMEAccount(twin) }
+            throw ContractFailure(description: "a second account with the same key was accepted")
+        } catch let error as StoreError {
+            try expect(error.code == .duplicate, "same key twice gives .duplicate")
+        }
+        let challenge = ACMEChallengeRecord(id: "c1", type: "http-01", token: "tok", status: .pending)
+        var authz = ACMEAuthorizationRecord(id: "z1", accountID: "acct1", provisioner: "acme", identifier: ACMEIdentifier(type: "dns", value: "a.example.com"),
+                                            wildcard: false, status: .pending, expires: epoch.addingTimeInterval(3600), challenges: [challenge], createdAt: epoch)
+        let order = ACMEOrderRecord(id: "o1", accountID: "acct1", provisioner: "acme", status: .pending, identifiers: [authz.identifier], profile: "classic",
+                                    expires: epoch.addingTimeInterval(3600), authorizationIDs: ["z1"], replaces: "aki.serial", createdAt: epoch)
+        try await store.write { [authz] s in
+            try await s.insertACMEAuthorization(authz)
+            try await s.insertACMEOrder(order)
+        }
+        try expect(try await store.read { try await $0.acmeOrder(id: "o1") } == order, "order reads back")
+        try expect(try await store.read { try await $0.countACMEOrders(account: "acct1", since: epoch) } == 1, "orders per account")
+        try expect(try await store.read { try await $0.countACMEOrders(name: "a.example.com", since: epoch) } == 1, "orders per name")
+        try expect(try await store.read { try await $0.acmeOrders(replacing: "aki.serial") }.map(\.id) == ["o1"], "orders by replaces")
+        try expect(try await store.read { try await $0.validACMEAuthorization(account: "acct1", lookup: "dns:a.example.com", now: epoch) } == nil,
+                   "a pending authorization is not reused")
+        authz.status = .valid
+        try await store.write { [authz] in try await $0.updateACMEAuthorization(authz) }
+        try expect(try await store.read { try await $0.validACMEAuthorization(account: "acct1", lookup: "dns:a.example.com", now: epoch) } == authz,
+                   "a valid authorization is reused")
+        let key = ACMEEABKeyRecord(id: "kid-1", name: "team", hmacKey: "AAAA", allowedNames: ["*.example.com"], createdAt: epoch, createdBy: "t")
+        try await store.write { try await $0.insertEABKey(key) }
+        try expect(try await store.read { try await $0.eabKey(id: "kid-1") } == key, "EAB key reads back")
+        try await store.write { try await $0.consumeACMENonce("n1", expires: epoch) }
+        do {
+            try await store.write { try await $0.consumeACMENonce("n1", expires: epoch) }
+            throw ContractFailure(description: "a nonce was redeemed twice")
+        } catch let error as StoreError {
+            try expect(error.code == .duplicate, "second redemption gives .duplicate")
+        }
+        try expect(try await store.write { try await $0.pruneACMENonces(before: epoch.addingTimeInterval(1)) } == 1, "expired nonces are pruned")
+        try await store.write { try await $0.insertSetting("k", value: "v") }
+        try expect(try await store.read { try await $0.setting("k") } == "v", "setting reads back")
+    }
+
+    static func dashboard(_ store: any Store) async throws {
+        let session = DashboardSessionRecord(id: "s1", tokenID: "t1", name: "ops", role: "admin", csrf: "x", createdAt: epoch, expiresAt: epoch.addingTimeInterval(60))
+        try await store.write { try await $0.insertDashboardSession(session) }
+        try expect(try await store.read { try await $0.dashboardSession(id: "s1") } == session, "session reads back")
+        try await store.write { try await $0.revokeDashboardSession(id: "s1", at: epoch) }
+        try expect(try await store.read { try await $0.dashboardSession(id: "s1") }?.revokedAt == epoch, "session revoked")
+        try await store.write { try await $0.insertIssuer(issuer("ca")) }
+        try await store.write { s in
+            for i in 0..<30 {
+                var c = certificate(serial: String(format: "%02x", i + 16), cn: "host\(i).example.com", notAfterDays: Double(i + 1), owner: i % 2 == 0 ? "even" : nil)
+                c.createdAt = epoch
+                try await s.insertCertificate(c)
+                try await s.appendAudit(AuditDraft(time: epoch, actor: "t", action: i % 2 == 0 ? "certificate.issued" : "token.created", object: "certificate:\(c.serial)"))
+            }
+        }
+        var query = CertificateQuery(now: epoch, limit: 10)
+        query.search = "host1"
+        let found = try await store.read { [query] in try await $0.certificates(query) }.map(\.commonName!)
+        try expect(found == ["host1.example.com"] + (10...18).map { "host\($0).example.com" }, "prefix search in expiry order: \(found)")
+        query.search = "*.example.com"
+        try expect(try await store.read { [query] in try await $0.countCertificates(query, upTo: 100) } == 30, "suffix search counts every host")
+        try expect(try await store.read { [query] in try await $0.countCertificates(query, upTo: 5) } == 5, "counts stop at the cap")
+        // Keyset pages in a descending sort cover every row once, forward and back.
+        query.search = nil
+        query.sort = .notAfterDescending
+        var seen: [String] = []
+        var cursor: CertificateCursor?
+        for _ in 0..<4 {
+            query.cursor = cursor
+            let page = try await store.read { [query] in try await $0.certificates(query) }
+            seen += page.map(\.serial)
+            guard let last = page.last else { break }
+            cursor = CertificateCursor(value: query.sort.value(of: last), fingerprint: last.fingerprint)
+        }
+        try expect(seen.count == 30 && Set(seen).count == 30, "keyset pages cover 30 rows once: \(seen.count)")
+        query.cursor = CertificateCursor(value: String(Int64(epoch.addingTimeInterval(10 * 86_400).timeIntervalSince1970)), fingerprint: "", backward: true)
+        let before = try await store.read { [query] in try await $0.certificates(query) }
+        try expect(before.count == 10 && before.first!.notAfter > before.last!.notAfter, "a backward page keeps the sort order")
+        let stats = try await store.read { try await $0.certificateStatistics(now: epoch) }
+        try expect(stats.active == 30 && stats.expiring7 == 6 && stats.expiring30 == 29 && stats.expiryByWeek.reduce(0, +) == 30,
+                   "statistics: \(stats.active) active, \(stats.expiring7) within 7 days, \(stats.expiring30) within 30")
+        try expect(stats.issuedByDay.last == 30 && stats.byIssuer["ca"] == 30, "issuance per day and per issuer")
+        let findings = try await store.read { try await $0.complianceFindings(now: epoch, examples: 3) }
+        try expect(findings.first { $0.id == "quantum-vulnerable" }?.count == 30, "every ECDSA key is quantum-vulnerable")
+        try expect(findings.first { $0.id == "expiring" }?.examples.count == 3, "findings carry examples")
+        let issued = try await store.read { try await $0.auditEntries(AuditFilter(action: "certificate.", limit: 100)) }
+        try expect(issued.count == 15 && issued.first!.seq > issued.last!.seq, "audit filter by action prefix, newest first")
     }
 }
