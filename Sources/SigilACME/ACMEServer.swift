@@ -4,6 +4,7 @@ import Logging
 import SigilAuthority
 import SigilCore
 import SigilStore
+import Synchronization
 
 /// An HTTP request as the ACME server needs it; the HTTP framework stays outside.
 public struct ACMERequest: Sendable {
@@ -40,15 +41,15 @@ public final class ACMEServer: Sendable {
     public let configuration: ACMEConfiguration
     public let nonces: NonceLedger
     let validator: any ChallengeValidator
-    private let base: LockedValue<String>
+    private let base: Mutex<String>
     let logger: Logger
 
     /// The HTTPS base URL clients use (`https://host:port`), without a trailing slash.
-    public var baseURL: String { base.value }
+    public var baseURL: String { base.withLock { $0 } }
 
     /// Sets the base URL once the listener's port is known (a listener on port 0).
     public func setBaseURL(_ url: String) {
-        base.value = url.hasSuffix("/") ? String(url.dropLast()) : url
+        base.withLock { $0 = url.hasSuffix("/") ? String(url.dropLast()) : url }
     }
 
     var store: any Store { authority.store }
@@ -60,7 +61,7 @@ public final class ACMEServer: Sendable {
         self.configuration = configuration
         self.nonces = nonces
         self.validator = validator ?? NetworkValidator(settings: configuration.validation)
-        self.base = LockedValue(baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL)
+        self.base = Mutex(baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL)
         self.logger = logger
     }
 
@@ -278,16 +279,5 @@ public final class ACMEServer: Sendable {
     /// Drops redeemed nonces that have expired; the server calls it periodically.
     public func prune() async {
         try? await nonces.prune()
-    }
-}
-
-/// A value behind a lock, for the few settings that change after start.
-final class LockedValue<T: Sendable>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: T
-    init(_ value: T) { stored = value }
-    var value: T {
-        get { lock.lock(); defer { lock.unlock() }; return stored }
-        set { lock.lock(); stored = newValue; lock.unlock() }
     }
 }

@@ -1,7 +1,9 @@
 import Crypto
 import Foundation
+import SigilAuthority
 import SigilCore
 import SigilStore
+import Synchronization
 
 /// Anti-replay nonces (RFC 8555 §6.5).
 ///
@@ -75,8 +77,7 @@ public final class NonceLedger: Sendable {
         }
         let body = bytes[0..<24], tag = bytes[24..<40]
         let expected = Array(HMAC<SHA256>.authenticationCode(for: Array(body), using: key)).prefix(16)
-        // Constant-time comparison of the MAC.
-        guard zip(expected, tag).reduce(UInt8(0), { $0 | ($1.0 ^ $1.1) }) == 0 else {
+        guard AccessTokens.constantTimeEquals(Array(expected), Array(tag)) else {
             throw ACMEProblem(.badNonce, "the JWS nonce is not one this server issued")
         }
         let expiry = bytes[16..<24].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
@@ -111,25 +112,23 @@ public final class NonceLedger: Sendable {
 }
 
 /// Used nonces with their expiry, pruned as they age out.
-final class UsedNonces: @unchecked Sendable {
-    private let lock = NSLock()
-    private var entries: [String: Date] = [:]
-    private var lastPrune = Date.distantPast
+final class UsedNonces: Sendable {
+    private let state = Mutex<(entries: [String: Date], lastPrune: Date)>(([:], .distantPast))
 
     func insert(_ nonce: String, expires: Date, now: Date) -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        if now.timeIntervalSince(lastPrune) > 60 {
-            entries = entries.filter { $0.value > now }
-            lastPrune = now
+        state.withLock { state in
+            if now.timeIntervalSince(state.lastPrune) > 60 {
+                state.entries = state.entries.filter { $0.value > now }
+                state.lastPrune = now
+            }
+            return state.entries.updateValue(expires, forKey: nonce) == nil
         }
-        return entries.updateValue(expires, forKey: nonce) == nil
     }
 
     func prune(now: Date) {
-        lock.lock()
-        defer { lock.unlock() }
-        entries = entries.filter { $0.value > now }
-        lastPrune = now
+        state.withLock { state in
+            state.entries = state.entries.filter { $0.value > now }
+            state.lastPrune = now
+        }
     }
 }

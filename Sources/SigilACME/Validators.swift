@@ -8,6 +8,7 @@ import NIOTLS
 import SigilCore
 import SigilStore
 import SwiftASN1
+import Synchronization
 import X509
 
 /// Proves that an applicant controls an identifier. The server calls it when a client
@@ -268,11 +269,10 @@ enum TLSProbe {
         return (captured.value, negotiated)
     }
 
-    final class CapturedLeaf: @unchecked Sendable {
-        private let lock = NSLock()
-        private var der: [UInt8]?
-        func set(_ value: [UInt8]?) { lock.lock(); der = value; lock.unlock() }
-        var value: [UInt8]? { lock.lock(); defer { lock.unlock() }; return der }
+    final class CapturedLeaf: Sendable {
+        private let der = Mutex<[UInt8]?>(nil)
+        func set(_ value: [UInt8]?) { der.withLock { $0 = value } }
+        var value: [UInt8]? { der.withLock { $0 } }
     }
 
     final class HandshakeWaiter: ChannelInboundHandler, @unchecked Sendable {
