@@ -12,15 +12,17 @@ import Yams
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run the CA as a service: REST API over HTTPS, CA certificates over HTTP.",
+        abstract: "Run the CA as a service: REST API, ACME and the dashboard over HTTPS; CA certificates, CRLs and OCSP over HTTP.",
         discussion: """
             On a fresh SIGIL_HOME it creates the SQLite database, a root and an intermediate CA, \
             and an admin token, printed once on standard output as `admin token: TOKEN`. Without \
             --passphrase-file/--passphrase-env the CA passphrase is generated into \
             SIGIL_HOME/ca-passphrase (mode 0600). Settings come from sigil.yaml, then SIGIL_* \
             environment variables (SIGIL_LISTEN, SIGIL_HTTP_LISTEN, SIGIL_HTTP_PUBLIC_URL, \
-            SIGIL_TLS_NAMES, SIGIL_OCSP_SIGNER, SIGIL_LOG_FORMAT, SIGIL_LOG_LEVEL), then flags; each overrides the one \
-            before. SIGTERM finishes in-flight requests and closes the database.
+            SIGIL_TLS_NAMES, SIGIL_OCSP_SIGNER, SIGIL_LOG_FORMAT, SIGIL_LOG_LEVEL, SIGIL_PUBLIC_URL, SIGIL_DATABASE), then flags; \
+            each overrides the one before. The HTTPS listener also serves the dashboard at / (sign in with a token) and \
+            ACME at /acme/acme/directory (the acme: section of sigil.yaml; External Account Binding keys from \
+            `sigil acme eab create`). SIGTERM finishes in-flight requests and closes the database.
             """
     )
 
@@ -28,7 +30,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("HTTPS listener (default 127.0.0.1:8443).", valueName: "host:port")) var listen: String?
     @Option(name: .customLong("http-listen"), help: ArgumentHelp("Plain HTTP listener for relying parties (default 127.0.0.1:8080).", valueName: "host:port"))
     var httpListen: String?
-    @Option(name: .customLong("public-url"), help: ArgumentHelp("The HTTPS base URL clients use.", valueName: "url")) var publicURL: String?
+    @Option(name: .customLong("public-url"), help: ArgumentHelp("The HTTPS base URL clients use (ACME URLs are built from it; nodes behind one load balancer share it).", valueName: "url")) var publicURL: String?
     @Option(name: .customLong("http-public-url"), help: ArgumentHelp("The HTTP base URL written into certificates.", valueName: "url"))
     var httpPublicURL: String?
     @Option(name: .customLong("tls-name"), help: ArgumentHelp("A name for the server's own certificate. Repeatable.", valueName: "name"))
