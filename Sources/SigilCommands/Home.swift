@@ -33,11 +33,12 @@ struct SigilConfiguration: Decodable {
     var crlShards: Int?
     var profiles: [String: ProfileOverride]?
     var acme: ACMESettings?
+    var notifications: NotificationSettings?
 
     enum CodingKeys: String, CodingKey {
         case httpPublicURL = "http_public_url", httpListen = "http_listen", listen, publicURL = "public_url", tlsNames = "tls_names"
         case logFormat = "log_format", logLevel = "log_level", database, profiles, ocspSigner = "ocsp_signer", crlShards = "crl_shards"
-        case acme
+        case acme, notifications
     }
 
     static func load(home: String, file: String? = nil) throws -> SigilConfiguration {

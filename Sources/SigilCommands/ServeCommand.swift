@@ -82,12 +82,15 @@ struct ServeCommand: AsyncParsableCommand {
         let acmeSettings = file.acme ?? ACMESettings()
         let acme = try (acmeSettings.enabled ?? true)
             ? acmeSettings.configuration(knownProfiles: Set(try settings.authorityConfiguration().profiles.keys)) : nil
+        // Notifications are checked (and their secrets read) before anything starts, like ACME.
+        let notifications = try file.notifications?.configuration()
         let configuredPublicURL = publicURL ?? env["SIGIL_PUBLIC_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? file.publicURL
 
         let workspace = try await Workspace.open(home, configuration: settings, databasePath: database)
         do {
             try await serve(workspace: workspace, listen: listenAddress, http: httpAddress, names: names, ocspMode: ocspMode, logger: logger,
-                            json: format == "json", acme: acme, publicURL: configuredPublicURL, httpPublicURLGiven: settings.httpPublicURL != nil)
+                            json: format == "json", acme: acme, publicURL: configuredPublicURL, httpPublicURLGiven: settings.httpPublicURL != nil,
+                            notifications: notifications)
         } catch {
             await workspace.close()
             throw error
@@ -98,7 +101,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     private func serve(workspace: Workspace, listen: ListenAddress, http: ListenAddress, names: [String], ocspMode: OCSPResponder.SignerMode,
                        logger: Logger, json: Bool, acme acmeConfiguration: ACMEConfiguration?, publicURL: String?,
-                       httpPublicURLGiven: Bool) async throws {
+                       httpPublicURLGiven: Bool, notifications: NotificationConfiguration?) async throws {
         let console = Console.current
         // With JSON logs, everything on standard error is a JSON log line.
         let notice: (String) -> Void = { message in
@@ -175,6 +178,9 @@ struct ServeCommand: AsyncParsableCommand {
             })
         if let seconds = Console.current.environment["SIGIL_SCHEDULER_INTERVAL"].flatMap(Double.init), seconds > 0 {
             runner.schedulerInterval = .milliseconds(Int(seconds * 1000))
+        }
+        if let notifications, !notifications.channels.isEmpty {
+            runner.notifier = Notifier(store: workspace.store, configuration: notifications, clock: authority.clock, logger: logger)
         }
         try await runner.run()
     }

@@ -68,6 +68,8 @@ public enum APIRoutes {
         APIRoute(method: .get, path: "/api/v1/tokens", permission: .tokensManage, handler: listTokens),
         APIRoute(method: .post, path: "/api/v1/tokens", permission: .tokensManage, handler: createToken),
         APIRoute(method: .delete, path: "/api/v1/tokens/{id}", permission: .tokensManage, handler: revokeToken),
+        APIRoute(method: .post, path: "/api/v1/agent/reports", permission: .certificatesRenew, handler: NotificationRoutes.agentReport),
+        APIRoute(method: .get, path: "/api/v1/notifications/deliveries", permission: .auditRead, handler: NotificationRoutes.listDeliveries),
     ]
 
     // MARK: Certificates

@@ -46,6 +46,8 @@ public struct SigilServerRunner {
     public var onListening: @Sendable (_ https: Int, _ http: Int) async -> Void
     /// How often scheduled work is looked at (and leadership asked for, with several nodes).
     public var schedulerInterval: Duration = .seconds(60)
+    /// Webhook and mail notifications (the `notifications:` section); nil: none configured.
+    public var notifier: Notifier?
 
     public init(environment: ServerEnvironment, identity: ServerIdentity, listen: ListenAddress, httpListen: ListenAddress, logger: Logger,
                 onListening: @escaping @Sendable (Int, Int) async -> Void = { _, _ in }) {
@@ -82,6 +84,10 @@ public struct SigilServerRunner {
             .init(service: api), .init(service: publicSurface), .init(service: renewal), .init(service: revocation),
         ]
         if let acme = environment.acme { services.append(.init(service: NoncePruningService(acme: acme))) }
+        if let notifier {
+            try await notifier.prepare()
+            services.append(.init(service: NotificationService(notifier: notifier)))
+        }
         if let sqlite = environment.authority.store as? SQLiteStore { services.append(.init(service: StoreMaintenanceService(store: sqlite, logger: logger))) }
         let group = ServiceGroup(configuration: .init(
             services: services,

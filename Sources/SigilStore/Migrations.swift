@@ -221,6 +221,44 @@ enum Migrations {
             "CREATE INDEX audit_object ON audit (object, seq)",
             "CREATE INDEX audit_time ON audit (time_ms)",
         ]),
+        // Notifications (issue 7 item 2): expiry notices sent once per certificate and threshold (the
+        // primary key is the guarantee, across restarts and nodes), the audit cursor events are read
+        // from, and the durable outbox of deliveries (one per event and channel).
+        (8, [
+            """
+            CREATE TABLE notification_marks (
+                fingerprint TEXT NOT NULL,
+                threshold_days INTEGER NOT NULL,
+                created_at BIGINT NOT NULL,
+                PRIMARY KEY (fingerprint, threshold_days)
+            )
+            """,
+            """
+            CREATE TABLE notification_cursors (
+                name TEXT PRIMARY KEY,
+                seq BIGINT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE notification_outbox (
+                id TEXT PRIMARY KEY,
+                event_id TEXT NOT NULL,
+                event TEXT NOT NULL,
+                channel TEXT NOT NULL,
+                target TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                status TEXT NOT NULL,
+                attempts INTEGER NOT NULL,
+                next_attempt BIGINT NOT NULL,
+                last_error TEXT,
+                created_at BIGINT NOT NULL,
+                delivered_at BIGINT,
+                UNIQUE (event_id, channel)
+            )
+            """,
+            "CREATE INDEX notification_outbox_due ON notification_outbox (status, next_attempt)",
+            "CREATE INDEX notification_outbox_created ON notification_outbox (created_at, id)",
+        ]),
     ]
 
     static var latest: Int { all.map(\.version).max() ?? 0 }

@@ -130,4 +130,24 @@ public protocol StoreSession: Sendable {
     func setting(_ name: String) async throws -> String?
     /// Throws `.duplicate` when the setting exists (the first writer wins).
     func insertSetting(_ name: String, value: String) async throws
+
+    // notifications (issue 7 item 2)
+    /// The last audit sequence number turned into events; nil before the first start.
+    func notificationCursor(_ name: String) async throws -> Int64?
+    /// Moves the cursor from `from` (nil: not set yet) to `to`; false when another node moved it first.
+    func advanceNotificationCursor(_ name: String, from: Int64?, to: Int64) async throws -> Bool
+    /// Active certificates with `now < not_after <= horizon` in (not_after, fingerprint) order, each with
+    /// the smallest threshold already noticed and whether a later certificate for the same names replaced it.
+    func expiryCandidates(now: Date, horizon: Date, after: (notAfter: Date, fingerprint: String)?, limit: Int) async throws -> [ExpiryCandidate]
+    /// Records the notice of one threshold; false when it was recorded before (by any node).
+    func markExpiryNotice(fingerprint: String, thresholdDays: Int, at: Date) async throws -> Bool
+    /// Adds a delivery; false (and nothing added) when the event already has one for the channel.
+    func enqueueNotification(_ delivery: NotificationDelivery) async throws -> Bool
+    /// Pending deliveries whose next attempt is due, oldest first.
+    func dueNotifications(now: Date, limit: Int) async throws -> [NotificationDelivery]
+    /// Takes a due delivery until `until`; false when another node took it first.
+    func claimNotification(id: String, now: Date, until: Date) async throws -> Bool
+    func updateNotification(_ delivery: NotificationDelivery) async throws
+    /// The delivery log, newest first.
+    func notificationDeliveries(_ filter: NotificationDeliveryFilter) async throws -> [NotificationDelivery]
 }

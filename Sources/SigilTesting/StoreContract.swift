@@ -26,6 +26,7 @@ public enum StoreContract {
         ("tokens round trip; names are unique", tokens),
         ("ACME accounts, orders, authorizations, EAB keys, nonces and settings", acme),
         ("dashboard sessions, indexed search, keyset pages, statistics, audit filters", dashboard),
+        ("notification cursor, expiry marks and outbox", notifications),
     ]
 
     static func expect(_ condition: Bool, _ message: @autoclosure () -> String) throws {
