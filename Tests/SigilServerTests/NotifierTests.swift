@@ -75,7 +75,7 @@ struct NotifierTests {
         let configuration = NotificationConfiguration(channels: Self.channels())
         let notifier = Notifier(store: ca.store, configuration: configuration, clock: ca.clock)
         let (csr, _) = try TestAuthority.csr(["expiring.example.com"])
-        guard case .issued(let issued) = try await ca.authority.submit(IssuanceRequest(csr: csr, profile: "tls-server", requester: "t", days: 90)) else {
+        guard case .issued(let issued) = try await ca.authority.submit(IssuanceRequest(csr: csr, profile: "tls-server", days: 90, requester: "t")) else {
             Issue.record("not issued"); return
         }
         func expiring() async throws -> [Int] {
@@ -100,9 +100,9 @@ struct NotifierTests {
 
         // A renewed certificate (a later one for the same names) gets no notice.
         let (again, _) = try TestAuthority.csr(["renewed.example.com"])
-        _ = try await ca.authority.submit(IssuanceRequest(csr: again, profile: "tls-server", requester: "t", days: 30))
+        _ = try await ca.authority.submit(IssuanceRequest(csr: again, profile: "tls-server", days: 30, requester: "t"))
         ca.clock.advance(by: 1 * 86_400)
-        _ = try await ca.authority.submit(IssuanceRequest(csr: again, profile: "tls-server", requester: "t", days: 30))
+        _ = try await ca.authority.submit(IssuanceRequest(csr: again, profile: "tls-server", days: 30, requester: "t"))
         ca.clock.advance(by: 24 * 86_400)
         try await notifier.collectExpiryNotices()
         let renewed = try await log(ca.store).filter { $0.event == "expiring" && $0.channel == "expiry" }

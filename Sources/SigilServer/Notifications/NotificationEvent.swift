@@ -62,6 +62,16 @@ public struct NotificationRequest: Sendable, Codable, Equatable {
     public var requester: String
     public var owner: String?
     public var tags: [String]
+
+    public init(id: String, profile: String, subject: String, names: [String], requester: String, owner: String?, tags: [String]) {
+        self.id = id
+        self.profile = profile
+        self.subject = subject
+        self.names = names
+        self.requester = requester
+        self.owner = owner
+        self.tags = tags
+    }
 }
 
 /// One event, as delivered: the webhook's JSON body, and what the mail is written from.
