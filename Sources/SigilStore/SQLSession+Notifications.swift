@@ -80,11 +80,13 @@ extension SQLSession {
             """).all().isEmpty)
     }
 
-    public func dueNotifications(now: Date, limit: Int) async throws -> [NotificationDelivery] {
-        try await db.raw("""
-            SELECT * FROM notification_outbox WHERE status = 'pending' AND next_attempt <= \(bind: seconds(now))
-            ORDER BY next_attempt, created_at, id LIMIT \(bind: limit)
-            """).all().map(decodeDelivery)
+    public func dueNotifications(now: Date, channel: String?, limit: Int) async throws -> [NotificationDelivery] {
+        var sql = SQLQueryString("SELECT * FROM notification_outbox WHERE status = 'pending' AND next_attempt <= ")
+        sql.appendInterpolation(bind: seconds(now))
+        if let channel { sql.appendLiteral(" AND channel = "); sql.appendInterpolation(bind: channel) }
+        sql.appendLiteral(" ORDER BY next_attempt, created_at, id LIMIT ")
+        sql.appendInterpolation(bind: limit)
+        return try await db.raw(sql).all().map(decodeDelivery)
     }
 
     public func claimNotification(id: String, now: Date, until: Date) async throws -> Bool {

@@ -143,8 +143,8 @@ public protocol StoreSession: Sendable {
     func markExpiryNotice(fingerprint: String, thresholdDays: Int, at: Date) async throws -> Bool
     /// Adds a delivery; false (and nothing added) when the event already has one for the channel.
     func enqueueNotification(_ delivery: NotificationDelivery) async throws -> Bool
-    /// Pending deliveries whose next attempt is due, oldest first.
-    func dueNotifications(now: Date, limit: Int) async throws -> [NotificationDelivery]
+    /// Pending deliveries (of one channel, or of all) whose next attempt is due, oldest first.
+    func dueNotifications(now: Date, channel: String?, limit: Int) async throws -> [NotificationDelivery]
     /// Takes a due delivery until `until`; false when another node took it first.
     func claimNotification(id: String, now: Date, until: Date) async throws -> Bool
     func updateNotification(_ delivery: NotificationDelivery) async throws

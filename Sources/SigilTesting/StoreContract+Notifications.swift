@@ -58,11 +58,15 @@ extension StoreContract {
         try expect(!(try await store.write { try await $0.enqueueNotification(delivery("d2")) }), "the same event and channel are queued once")
         try expect(try await store.write { try await $0.enqueueNotification(delivery("d3", channel: "mail", created: 1)) }, "another channel is queued")
         try expect(try await store.write { try await $0.enqueueNotification(delivery("d4", event: "e2", created: 2)) }, "another event is queued")
-        var due = try await store.read { try await $0.dueNotifications(now: now, limit: 10) }
+        var due = try await store.read { try await $0.dueNotifications(now: now, channel: nil, limit: 10) }
         try expect(Set(due.map(\.id)) == ["d1", "d3", "d4"], "due deliveries: \(due.map(\.id))")
+        let dueForMail = try await store.read { try await $0.dueNotifications(now: now, channel: "mail", limit: 10) }
+        try expect(dueForMail.map(\.id) == ["d3"], "due deliveries of one channel: \(dueForMail.map(\.id))")
+        let notYet = try await store.read { try await $0.dueNotifications(now: now.addingTimeInterval(-1), channel: nil, limit: 10) }
+        try expect(notYet.isEmpty, "nothing is due before its next attempt")
         try expect(try await store.write { try await $0.claimNotification(id: "d1", now: now, until: now.addingTimeInterval(60)) }, "the first claim wins")
         try expect(!(try await store.write { try await $0.claimNotification(id: "d1", now: now, until: now.addingTimeInterval(60)) }), "a second claim loses")
-        due = try await store.read { try await $0.dueNotifications(now: now, limit: 10) }
+        due = try await store.read { try await $0.dueNotifications(now: now, channel: nil, limit: 10) }
         try expect(!due.map(\.id).contains("d1"), "a claimed delivery is not due until its lease ends")
         var done = delivery("d1")
         done.status = .delivered

@@ -43,7 +43,7 @@ class Receiver:
     """Webhook receiver: verifies `Sigil-Signature: t=UNIX,v1=HEX` = HMAC-SHA256(secret, "UNIX." + body)
     for each path's secret, records every request, and answers 503 to the first `fail_first[path]` ones."""
 
-    def __init__(self, secrets: dict[str, str], fail_first: dict[str, int]):
+    def __init__(self, secrets: dict[str, str], fail_first: dict[str, int], tls: ssl.SSLContext | None = None):
         self.secrets = secrets
         self.fail_first = dict(fail_first)
         self.requests: list[dict] = []
@@ -76,6 +76,8 @@ class Receiver:
                 self.end_headers()
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -161,6 +163,8 @@ class Setup:
         self.mail_ca = ca
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(cert, key)
+        # An https receiver whose certificate comes from the test CA: trusted only through ca_file.
+        self.https_receiver = Receiver({"/secure": SECRET_A}, fail_first={}, tls=context)
         self.mailbox = Mailbox()
         self.smtp = Controller(self.mailbox, hostname="127.0.0.1", port=free_port(), tls_context=context, require_starttls=True,
                                authenticator=authenticator, auth_required=True, auth_require_tls=True)
@@ -190,6 +194,10 @@ class Setup:
                 {"name": "mail", "type": "email", "smtp": f"localhost:{self.smtp.port}", "ca_file": str(ca), "from": "sigil@example.com",
                  "to": ["pki-team@example.com", "oncall@example.com"], "username": SMTP_USER, "password_env": "SMTP_PASSWORD",
                  "events": ["expiring", "approval_pending", "renewal_failed"]},
+                {"name": "secure", "type": "webhook", "url": f"https://localhost:{self.https_receiver.port}/secure", "secret_file": str(secret_file),
+                 "ca_file": str(ca), "events": ["revoked"]},
+                {"name": "untrusted", "type": "webhook", "url": f"https://localhost:{self.https_receiver.port}/secure", "secret_file": str(secret_file),
+                 "events": ["approval_pending"]},
                 {"name": "cleartext", "type": "email", "smtp": f"127.0.0.1:{self.plain_smtp.port}", "from": "sigil@example.com",
                  "to": ["pki-team@example.com"], "events": ["revoked"]},
             ],
@@ -234,6 +242,7 @@ class Setup:
         for s in self.servers:
             s.stop(timeout=10)
         self.receiver.stop()
+        self.https_receiver.stop()
         self.smtp.stop()
         self.plain_smtp.stop()
 
@@ -273,6 +282,10 @@ def test_issued_and_revoked_are_routed_by_owner_tag_and_event_and_retried(setup)
     flaky = setup.receiver.got("/flaky", answered=None)
     assert [r["answered"] for r in flaky] == [503, 503, 200], flaky
     assert len({r["delivery"] for r in flaky}) == 1 and all(r["event"] == "revoked" for r in flaky), flaky
+    # https with the CA bundle from ca_file.
+    [secure] = wait_for("revoked over https", lambda: [r for r in setup.https_receiver.got("/secure") if r["event"] == "revoked"],
+                        describe_on_fail=setup.describe)
+    assert secure["verified"] and secure["body"]["certificate"]["fingerprint"] == b["fingerprint"]
     # The cleartext mail server offers no STARTTLS: nothing is sent to it, and the log says why.
     wait_for("the cleartext channel to give up", lambda: [d for d in expect_json(setup.api().get(
         "/api/v1/notifications/deliveries", params={"channel": "cleartext"}), 200)["items"] if d["status"] == "failed"],
@@ -392,6 +405,10 @@ def test_delivery_log_api_cli_and_test_messages(setup):
     assert setup.mailbox.with_header("Test message for notification channel mail")
     p = setup.sigil("notify", "test", "--channel", "cleartext")
     assert p.returncode == 1 and "STARTTLS" in p.stderr, describe(p)
+    p = setup.sigil("notify", "test", "--channel", "untrusted")
+    assert p.returncode == 1 and "POST https://localhost" in p.stderr, describe(p)
+    assert any(word in p.stderr.lower() for word in ("certificate", "handshake", "ssl")), describe(p)
+    assert not [r for r in setup.https_receiver.got("/secure", answered=None) if r["event"] != "revoked"], "no request got through untrusted TLS"
     p = setup.sigil("notify", "test", "--channel", "nope")
     assert p.returncode == 2 and "team-a" in p.stderr, describe(p)
     p = setup.sigil("notify", "test", "--channel", "team-a", env={"TEAM_A_HOOK_SECRET": ""})

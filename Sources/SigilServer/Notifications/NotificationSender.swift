@@ -16,6 +16,9 @@ public final class NotificationSender: Sendable {
         // A signed body is meant for the configured URL only.
         configuration.redirectConfiguration = .disallow
         configuration.timeout = .init(connect: .seconds(10))
+        // The outbox retries with backoff; a refused connection or a certificate that does not
+        // verify is reported at once instead of being retried here until the connect timeout.
+        configuration.connectionPool.retryConnectionEstablishment = false
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 

@@ -34,11 +34,11 @@ public struct Notifier: Sendable {
         }
     }
 
-    /// One round: events, then deliveries. Errors are logged; the next round tries again.
-    public func runOnce(sender: NotificationSender) async {
+    /// One round of event collection. Errors are logged; the next round tries again.
+    public func collect() async {
         do { while try await collectAuditEvents() == Self.auditBatch {} } catch { logger.warning("notifications: reading the audit trail failed: \(error)") }
         do { try await collectExpiryNotices() } catch { logger.warning("notifications: the expiry scan failed: \(error)") }
-        do { try await deliverDue(sender: sender) } catch { logger.warning("notifications: delivery failed: \(error)") }
+        do { try await failOrphans() } catch { logger.warning("notifications: \(error)") }
     }
 
     struct CursorMoved: Error {}
@@ -107,28 +107,34 @@ public struct Notifier: Sendable {
         }
     }
 
-    /// Sends what is due, a few at a time; each is claimed first, so no other node sends it too.
-    public func deliverDue(sender: NotificationSender) async throws {
+    /// Sends one channel's due deliveries, one after another (in order); each is claimed first,
+    /// so no other node sends it too. One worker per channel: a slow or dead receiver delays only itself.
+    public func deliverDue(channel: String, sender: NotificationSender) async throws {
         let now = clock.now()
-        let due = try await store.read { try await $0.dueNotifications(now: now, limit: Self.deliveryBatch) }
-        await withTaskGroup(of: Void.self) { group in
-            var running = 0
-            for delivery in due {
-                if running == 4 {
-                    await group.next()
-                    running -= 1
-                }
-                group.addTask { await self.attempt(delivery, sender: sender) }
-                running += 1
-            }
+        let due = try await store.read { try await $0.dueNotifications(now: now, channel: channel, limit: Self.deliveryBatch) }
+        for delivery in due where !Task.isCancelled {
+            await attempt(delivery, sender: sender)
+        }
+    }
+
+    /// Deliveries queued for a channel that is no longer configured: nothing will ever send them.
+    func failOrphans() async throws {
+        let known = Set(configuration.channels.map(\.name))
+        let now = clock.now()
+        let orphans = try await store.read { try await $0.dueNotifications(now: now, channel: nil, limit: 200) }.filter { !known.contains($0.channel) }
+        for var orphan in orphans {
+            orphan.status = .failed
+            orphan.lastError = "channel '\(orphan.channel)' is no longer configured"
+            let failed = orphan
+            try await store.write { try await $0.updateNotification(failed) }
         }
     }
 
     func attempt(_ delivery: NotificationDelivery, sender: NotificationSender) async {
         let now = clock.now()
-        let channel = configuration.channel(named: delivery.channel)
+        guard let channel = configuration.channel(named: delivery.channel) else { return }
         // The claim lasts longer than an attempt can take; a node that dies mid-attempt leaves it to be retried after.
-        let lease = Double(channel.map { $0.timeout.nanoseconds / 1_000_000_000 } ?? 0) + 60
+        let lease = Double(channel.timeout.nanoseconds / 1_000_000_000) + 60
         do {
             guard try await store.write({ try await $0.claimNotification(id: delivery.id, now: now, until: now.addingTimeInterval(lease)) }) else { return }
         } catch {
@@ -138,7 +144,6 @@ public struct Notifier: Sendable {
         var updated = delivery
         updated.attempts += 1
         do {
-            guard let channel else { throw DeliveryFailure("channel '\(delivery.channel)' is no longer configured") }
             try await sender.send(delivery, through: channel, now: clock.now())
             updated.status = .delivered
             updated.deliveredAt = clock.now()
@@ -146,7 +151,7 @@ public struct Notifier: Sendable {
             logger.info("notifications: delivered \(delivery.event) to \(delivery.channel) (delivery \(delivery.id), attempt \(updated.attempts))")
         } catch {
             updated.lastError = String(describing: error).prefix(1000).description
-            if updated.attempts >= configuration.retry.maxAttempts || channel == nil {
+            if updated.attempts >= configuration.retry.maxAttempts {
                 updated.status = .failed
                 logger.error("notifications: giving up on \(delivery.event) to \(delivery.channel) after \(updated.attempts) attempts: \(updated.lastError ?? "")")
             } else {
