@@ -22,7 +22,8 @@ struct ServeCommand: AsyncParsableCommand {
             SIGIL_TLS_NAMES, SIGIL_OCSP_SIGNER, SIGIL_LOG_FORMAT, SIGIL_LOG_LEVEL, SIGIL_PUBLIC_URL, SIGIL_DATABASE), then flags; \
             each overrides the one before. The HTTPS listener also serves the dashboard at / (sign in with a token) and \
             ACME at /acme/acme/directory (the acme: section of sigil.yaml; External Account Binding keys from \
-            `sigil acme eab create`). SIGTERM finishes in-flight requests and closes the database.
+            `sigil acme eab create`). Webhook and mail notifications come from the notifications: section \
+            (see `sigil notify --help`). SIGTERM finishes in-flight requests and closes the database.
             """
     )
 

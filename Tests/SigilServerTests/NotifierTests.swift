@@ -110,3 +110,58 @@ struct NotifierTests {
         #expect(renewed.count == 1, "only the newer certificate is due: \(renewed.map(\.id))")
     }
 }
+
+@Suite("Notifier on two PostgreSQL nodes", .enabled(if: PostgresTesting.isConfigured, "SIGIL_TEST_POSTGRES_URL is not set: PostgreSQL tests SKIPPED"))
+struct NotifierPostgresTests {
+    @Test("two nodes collecting at the same time queue every event and notice exactly once")
+    func twoNodesQueueOnce() async throws {
+        let settings = try await PostgresTesting.createDatabase()
+        let a = try await PostgresStore.open(settings)
+        let b = try await PostgresStore.open(settings)
+        do {
+            try await a.migrate()
+            try await b.migrate()
+            let now = StoreContract.epoch.addingTimeInterval(80 * 86_400)
+            let clock = FixedClock(now)
+            let configuration = NotificationConfiguration(channels: NotifierTests.channels())
+            let nodes = [a, b].map { Notifier(store: $0, configuration: configuration, clock: clock) }
+            try await nodes[0].prepare()
+            try await nodes[1].prepare()
+            try await a.write { session in
+                try await session.insertIssuer(StoreContract.issuer("ca"))
+                for i in 0..<20 {
+                    let record = StoreContract.certificate(serial: String(format: "c%03d", i), cn: "n\(i).example.com", notAfterDays: 81 + Double(i),
+                                                           owner: i % 2 == 0 ? "team-a" : nil)
+                    try await session.insertCertificate(record)
+                    try await session.appendAudit(AuditDraft(time: now, actor: "t", action: "certificate.issued", object: "certificate:\(record.serial)",
+                                                             details: ["fingerprint": record.fingerprint]))
+                }
+            }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for node in nodes {
+                    group.addTask {
+                        for _ in 0..<5 {
+                            try await node.collectAuditEvents()
+                            try await node.collectExpiryNotices()
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let rows = try await a.read { try await $0.notificationDeliveries(NotificationDeliveryFilter(limit: 10_000)) }
+            #expect(Set(rows.map { "\($0.eventID)/\($0.channel)" }).count == rows.count, "nothing queued twice")
+            // 20 issued events to `all`, 10 to `team-a`; every certificate is inside 30 days: one notice each to `all` and `expiry`, 10 to `team-a`.
+            #expect(rows.filter { $0.event == "issued" }.count == 30)
+            #expect(rows.filter { $0.event == "expiring" }.count == 50)
+            let head = try await a.read { try await $0.auditEntries(AuditFilter(limit: 1)).first?.seq }
+            let cursor = try await a.read { try await $0.notificationCursor("audit") }
+            #expect(cursor == head, "the cursor ends at the head of the audit trail")
+        } catch {
+            try? await a.close(); try? await b.close()
+            await PostgresTesting.drop(settings)
+            throw error
+        }
+        try? await a.close(); try? await b.close()
+        await PostgresTesting.drop(settings)
+    }
+}
