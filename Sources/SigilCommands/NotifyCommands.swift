@@ -11,7 +11,24 @@ struct NotifyCommand: AsyncParsableCommand {
         abstract: "Webhook and mail notifications: the delivery log and a test message.",
         discussion: """
             Channels are configured in the notifications: section of sigil.yaml; `sigil serve` sends \
-            expiring, issued, revoked, renewal_failed and approval_pending events through them.
+            expiring, issued, revoked, renewal_failed and approval_pending events through them (on \
+            one node at a time with PostgreSQL), retrying failed deliveries with backoff.
+
+            notifications:
+              interval: 60s                # collect and send this often
+              thresholds: [30, 14, 7, 1]   # days before expiry, each once
+              retry: {max_attempts: 8, initial_delay: 30s, max_delay: 1h}
+              channels:
+                - {name: ops, type: webhook, url: https://hooks.example.com/sigil,
+                   secret_file: /etc/sigil/ops.secret, ca_file: /etc/sigil/hooks-ca.pem,
+                   events: [expiring, revoked], owners: [team-a], tags: [prod]}
+                - {name: pki, type: email, smtp: mail.example.com:587, security: starttls,
+                   from: sigil@example.com, to: [pki@example.com], username: sigil,
+                   password_env: SIGIL_SMTP_PASSWORD}
+
+            Webhooks carry Sigil-Event, Sigil-Delivery (the same on every retry) and \
+            Sigil-Signature: t=UNIX,v1=HEX, HEX being HMAC-SHA256 keyed with the secret over \
+            "UNIX." followed by the raw body.
             """,
         subcommands: [NotifyLog.self, NotifyTest.self]
     )
