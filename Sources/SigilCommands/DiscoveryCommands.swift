@@ -32,7 +32,11 @@ struct ScanCommand: AsyncParsableCommand {
         guard !targets.isEmpty || !files.isEmpty else { throw SigilError.badInput("give at least one target or --file") }
         let timeout = try parseTimeout(self.timeout)
         try Discovery.checkLimits(timeout: timeout, concurrency: concurrency)
-        let fileTexts = try files.map { path in (path: path, text: String(decoding: try Files.read(path, what: "targets file"), as: UTF8.self)) }
+        let fileTexts = try files.map { path in
+            // A missing targets file is a wrong argument (exit 2), not a failed operation.
+            guard FileManager.default.fileExists(atPath: path) else { throw SigilError.badInput("targets file \(path) does not exist") }
+            return (path: path, text: String(decoding: try Files.read(path, what: "targets file"), as: UTF8.self))
+        }
         let parsed = try Discovery.targets(targets, files: fileTexts, ports: try ports.map(ScanTargets.parsePorts), serverName: sni)
         let progress = ProgressBar(unit: "endpoints")
         let summary = try await Workspace.with(home, databasePath: database) { workspace in
