@@ -387,3 +387,66 @@ def test_rest_scan_import_and_roles(world, tmp_path):
     imported = expect_json(admin.get("/api/v1/certificates", params={"source": "imported", "limit": 1000}), 200)["items"]
     assert fp(world.self_signed) in {x["fingerprint"].replace(":", "").lower() for x in discovered}
     assert fp(e) in {x["fingerprint"].replace(":", "").lower() for x in imported}
+
+
+# ------------------------------------------------------------------------------ dashboard and schedule
+
+def test_dashboard_where_seen(world):
+    import html
+    import re
+    api = world.server.session(None)
+    r = api.get("/signin?next=/")
+    value = re.search(r'name="signin" value="([^"]+)"', r.text).group(1)
+    r = api.post("/signin", data={"signin": value, "token": world.tokens["auditor"], "next": "/"}, allow_redirects=False)
+    assert r.status_code == 303, r.text
+    # Make sure the TLS 1.2 server's certificates have been seen, then read their page.
+    world.json("scan", f"127.0.0.1:{world.servers['tls12'].port}", "--timeout", "2s")
+    r = api.get(f"/ui/certificates/{fp(world.tls12_chain[1])}")
+    assert r.status_code == 200, r.text[:500]
+    page = html.unescape(r.text)
+    section = page[page.index("Where seen"):page.index("History")]
+    assert f"127.0.0.1:{world.servers['tls12'].port}" in section and "TLSv1.2" in section and "chain #1" in section, section
+    assert "_WITH_" in section
+    # A certificate nobody has seen (Sigil's root: no server presents it) says so.
+    root = [c for c in world.json("ca", "list") if c["name"] == "root"][0]
+    r = api.get(f"/ui/certificates/{root['fingerprint'].replace(':', '').lower()}")
+    assert r.status_code == 200 and "Not seen by discovery" in r.text, r.text[:500]
+
+
+def test_scheduled_discovery(world, tmp_path):
+    """`discovery:` in sigil.yaml: the leader scans and imports at start, then every interval."""
+    home = tmp_path / "sched-home"
+    home.mkdir()
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    f, _ = make_cert("scheduled.import.test")
+    (certs / "f.pem").write_text(pem(f))
+    (home / "sigil.yaml").write_text(
+        "discovery:\n  interval: 1h\n  timeout: 2s\n"
+        f"  targets: [\"127.0.0.1:{world.servers['self'].port}\"]\n  paths: [\"{certs}\"]\n")
+    server = SigilServer(sigil_bin(), home, logdir=tmp_path / "logs").start()
+    try:
+        api = server.session(server.admin_token)
+        deadline = time.monotonic() + 30
+        seen = []
+        while time.monotonic() < deadline:
+            r = api.get(f"/api/v1/certificates/{fp(world.self_signed)}/sightings")
+            if r.status_code == 200 and r.json()["items"]:
+                seen = r.json()["items"]
+                imported = api.get(f"/api/v1/certificates/{fp(f)}/sightings")
+                if imported.status_code == 200 and imported.json()["items"]:
+                    break
+            time.sleep(0.3)
+        assert seen and seen[0]["location"] == f"127.0.0.1:{world.servers['self'].port}", server.describe()
+        assert expect_json(api.get(f"/api/v1/certificates/{fp(f)}/sightings"), 200)["items"][0]["path"] == str(certs / "f.pem")
+        audit = expect_json(api.get("/api/v1/audit", params={"limit": 1000}), 200)
+        items = audit["items"] if isinstance(audit, dict) else audit
+        actions = [(e["actor"], e["action"]) for e in items]
+        assert ("scheduler", "discovery.scan") in actions and ("scheduler", "discovery.import") in actions, actions
+    finally:
+        assert server.stop() == 0, server.describe()
+    # A bad schedule stops the server before it starts (exit 2).
+    (home / "sigil.yaml").write_text("discovery:\n  interval: 1h\n  targets: [\"10.0.0.0/8\"]\n")
+    bad = SigilServer(sigil_bin(), home, logdir=tmp_path / "logs").spawn()
+    assert bad.proc.wait(timeout=60) == 2, bad.describe()
+    assert "the limit is 65536" in bad.stderr, bad.describe()
