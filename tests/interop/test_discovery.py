@@ -259,9 +259,11 @@ def test_scan_range_file_and_sni(world, tmp_path):
 
 def test_scan_text_summary_and_exit_codes(world, tmp_path):
     s = world.servers
-    p = world.run("scan", f"127.0.0.1:{s['self'].port}", f"127.0.0.1:{world.closed_port}", "--timeout", "2s")
+    plain_http = f"127.0.0.1:{world.server.http_port}"  # sigil serve's plain-HTTP port: not TLS
+    p = world.run("scan", f"127.0.0.1:{s['self'].port}", f"127.0.0.1:{world.closed_port}", plain_http, "--timeout", "2s")
     assert p.returncode == 0, describe(p)
-    assert "1 answered, 1 unreachable" in p.stdout and f"127.0.0.1:{world.closed_port}: connection refused" in p.stdout
+    assert "1 answered, 2 unreachable" in p.stdout and f"127.0.0.1:{world.closed_port}: connection refused" in p.stdout, p.stdout
+    assert f"{plain_http}: TLS handshake failed" in p.stdout, p.stdout
     assert "\r" not in p.stderr, "no progress bar when stderr is not a terminal"
     count = len(world.inventory())
     audits = world.audit_count("discovery.scan")
