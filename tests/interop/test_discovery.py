@@ -452,3 +452,28 @@ def test_scheduled_discovery(world, tmp_path):
     bad = SigilServer(sigil_bin(), home, logdir=tmp_path / "logs").spawn()
     assert bad.proc.wait(timeout=60) == 2, bad.describe()
     assert "the limit is 65536" in bad.stderr, bad.describe()
+
+
+def test_progress_bar_only_at_a_terminal(world):
+    """Standard error at a pseudo-terminal gets the bar; a pipe never does (checked in the text-summary test)."""
+    import pty
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGIL_")}
+    env["SIGIL_HOME"] = str(world.home)
+    p = subprocess.Popen([sigil_bin(), "scan", f"127.0.0.0/28:{world.closed_port}", "--timeout", "1s"], env=env,
+                         stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL)
+    out, _ = p.communicate(timeout=60)
+    os.close(slave)
+    err = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        err += chunk
+    os.close(master)
+    assert p.returncode == 1, (out, err)
+    assert b"] 16/16 endpoints" in err and b"\r\x1b[K[" in err, err
+    assert b"\x1b[K" not in out and b"16 scanned" in out, out  # the bar never reaches stdout
