@@ -198,7 +198,8 @@ public final class Agent: Sendable {
             }
             let message = "\(error)"
             let outcome = fail(certificate, &record, message, serial: deployed?.certificate.serialHex)
-            if case .sigil(let settings) = certificate.authority {
+            // Best effort, and only when the server answered: a report to a server that cannot be reached is lost anyway.
+            if case .sigil(let settings) = certificate.authority, !(error is UnreachableError) {
                 if let client = try? SigilRESTClient(settings: settings) {
                     await client.reportFailure(certificate: certificate.name, names: certificate.names, serial: deployed?.certificate.serialHex, error: message)
                     await client.shutdown()

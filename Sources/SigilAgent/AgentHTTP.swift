@@ -57,7 +57,7 @@ public final class AgentHTTP: Sendable {
             }
         }
         var configuration = HTTPClient.Configuration(tlsConfiguration: tls, redirectConfiguration: .disallow,
-                                                     timeout: .init(connect: .seconds(10), read: .seconds(60)))
+                                                     timeout: .init(connect: .seconds(5), read: .seconds(60)))
         configuration.httpVersion = .http1Only
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
@@ -77,12 +77,17 @@ public final class AgentHTTP: Sendable {
             var buffer = try await response.body.collect(upTo: AgentHTTP.maximumBody)
             let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
             return HTTPReply(status: Int(response.status.code), headers: response.headers, body: bytes)
-        } catch let error as SigilError {
+        } catch let error as CancellationError {
             throw error
         } catch {
-            throw SigilError(.io, "\(method.rawValue) \(url): \(error)")
+            throw UnreachableError(description: "\(method.rawValue) \(url): \(error)")
         }
     }
+}
+
+/// The server could not be reached or did not answer (as opposed to an answer that says no).
+public struct UnreachableError: Error, CustomStringConvertible, Sendable {
+    public var description: String
 }
 
 public enum AgentVersion {

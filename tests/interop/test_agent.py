@@ -374,6 +374,7 @@ def test_obtain_deploy_and_renew_at_two_thirds_from_sigil(agent_bin, sigil_ca, t
     assert code == 0, err.read_text()
     log = err.read_text()
     assert "agent stopped" in log
+    fractions = {}
     for name, (serial, pub, cert) in first.items():
         crt, key = out / f"{name}.crt", out / f"{name}.key"
         assert pair_matches(key, crt) and chain_verifies(sigil_ca.root, out / f"{name}.chain.pem", crt)
@@ -383,6 +384,7 @@ def test_obtain_deploy_and_renew_at_two_thirds_from_sigil(agent_bin, sigil_ca, t
         new_cert = x509.load_pem_x509_certificate(crt.read_bytes())
         at = (new_cert.not_valid_before_utc - cert.not_valid_before_utc).total_seconds() + (LIFETIME / 10)
         assert 0.6 * life <= at <= 0.9 * life + 5, f"{name}: renewed at {at:.0f} s of a {life:.0f} s lifetime"
+        fractions[name] = round(at / life, 3)
         assert same_serial(st[name]["serial"], serial_of(crt)) and same_serial(st[name]["previous_serial"], serial)
     assert st["rest-web"]["renewal_reason"] == "two-thirds"
     assert st["acme-web"]["ari_window"] is not None
@@ -390,7 +392,8 @@ def test_obtain_deploy_and_renew_at_two_thirds_from_sigil(agent_bin, sigil_ca, t
     assert sorted(l[0] for l in lines) == ["acme-web", "acme-web", "rest-web", "rest-web"]
     assert {l[1].lower().lstrip("0") for l in lines if l[0] == "rest-web"} == {
         first["rest-web"][0].lstrip("0"), serial_of(out / "rest-web.crt").lstrip("0")}
-    print(f"MEASURED first pass (2 certificates, ACME+REST): {first_pass:.2f} s; renewed by {renewed_at:%H:%M:%S}")
+    print(f"MEASURED first pass (2 certificates, ACME+REST): {first_pass:.2f} s; renewed at these fractions of the"
+          f" {LIFETIME} s lifetime: {fractions} (ARI window 2/3..5/6 for ACME, 2/3 for REST); done by {renewed_at:%H:%M:%S}")
 
     # Rollback puts the previous pair back and reloads.
     current = serial_of(out / "rest-web.crt")
@@ -520,10 +523,12 @@ def test_ca_outage_backs_off_and_recovers(agent_bin, sigil_ca, tmp_path):
     out.mkdir()
     agent = AgentRun(agent_bin, tmp_path, {
         "state_dir": str(tmp_path / "state"),
-        "backoff": {"base": "2s", "max": "6s"},
+        "backoff": {"base": "4s", "max": "8s"},
         "certificates": [{"name": "web", "names": ["agent-outage.example.test"], **targets(out, "web"), "ca": sigil_ca.rest_ca()}],
     })
+    t0 = time.monotonic()
     sigil_ca.server.stop(timeout=20)
+    timings = {"stop": time.monotonic() - t0}
     try:
         p = agent("--once")
         assert p.returncode == 1, describe(p)
@@ -531,28 +536,32 @@ def test_ca_outage_backs_off_and_recovers(agent_bin, sigil_ca, tmp_path):
         assert st["consecutive_failures"] == 1 and not st["deployed"]
         assert st["last_error"] and str(sigil_ca.https_port) in st["last_error"]
         attempt, nxt = dt.datetime.fromisoformat(st["last_attempt"]), dt.datetime.fromisoformat(st["next_attempt"])
-        assert 0 < (nxt - attempt).total_seconds() <= 2.5
-        # Right away: the backoff holds (a restart does not hammer the CA).
+        assert 0 < (nxt - attempt).total_seconds() <= 4.5, "first backoff exceeds its base"
+        # Right away: the backoff holds (a restart of the agent does not hammer the CA).
         p = agent("--once")
-        if (dt.datetime.now(dt.timezone.utc) < nxt):
+        checked = dt.datetime.now(dt.timezone.utc) < nxt - dt.timedelta(seconds=0.5)
+        if checked:
             assert p.returncode == 1 and "waiting after earlier failures" in p.stderr, describe(p)
             assert agent.status()["web"]["consecutive_failures"] == 1
-        wait_for(lambda: dt.datetime.now(dt.timezone.utc) >= nxt, 5, "the backoff to pass")
+        wait_for(lambda: dt.datetime.now(dt.timezone.utc) >= nxt, 6, "the backoff to pass")
         p = agent("--once")
         assert p.returncode == 1, describe(p)
         st = agent.status()["web"]
-        assert st["consecutive_failures"] == 2
+        assert st["consecutive_failures"] == (2 if checked else 3)
         gap = (dt.datetime.fromisoformat(st["next_attempt"]) - dt.datetime.fromisoformat(st["last_attempt"])).total_seconds()
-        assert 0 < gap <= 4.5, f"second backoff {gap} s exceeds base*2"
+        assert 0 < gap <= 8.5, f"backoff {gap} s exceeds its cap"
     finally:
+        t0 = time.monotonic()
         sigil_ca.restart()
+        timings["restart"] = time.monotonic() - t0
     nxt = dt.datetime.fromisoformat(agent.status()["web"]["next_attempt"])
-    wait_for(lambda: dt.datetime.now(dt.timezone.utc) >= nxt, 6, "the backoff to pass")
+    wait_for(lambda: dt.datetime.now(dt.timezone.utc) >= nxt, 10, "the backoff to pass")
     p = agent("--once")
     assert p.returncode == 0, describe(p)
     st = agent.status()["web"]
     assert st["deployed"] and st["consecutive_failures"] == 0 and st["last_error"] is None and st["next_attempt"] is None
     assert pair_matches(out / "web.key", out / "web.crt")
+    print(f"MEASURED sigil serve stop {timings['stop']:.1f} s, restart {timings['restart']:.1f} s")
 
 
 def test_sigkill_at_every_deployment_step_leaves_a_matching_pair(agent_bin, sigil_ca, tmp_path):
