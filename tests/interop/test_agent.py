@@ -410,9 +410,14 @@ def test_reload_failure_is_reported_not_hidden(agent_bin, sigil_ca, tmp_path):
     out.mkdir()
     calls = tmp_path / "reload.log"
     reload = script(tmp_path / "reload.sh", FAILING_RELOAD, calls)
+    files = targets(out, "web")
+    # Owner, group and mode as configured (the tests run as root, so chown works).
+    as_root = os.geteuid() == 0
+    if as_root:
+        files["key"].update({"owner": "nobody", "group": "nogroup", "mode": "0640"})
     agent = AgentRun(agent_bin, tmp_path, {
         "backoff": {"base": "1s", "max": "4s"},
-        "certificates": [{"name": "web", "names": ["agent-reload.example.test"], **targets(out, "web"),
+        "certificates": [{"name": "web", "names": ["agent-reload.example.test"], **files,
                           "reload": {"command": [str(reload)]}, "ca": sigil_ca.rest_ca()}],
     })
     p = agent("--once")
@@ -421,6 +426,12 @@ def test_reload_failure_is_reported_not_hidden(agent_bin, sigil_ca, tmp_path):
     assert "exit status 1" in p.stderr and "configuration test failed" in p.stderr, describe(p)
     # Deployed all the same, and consistent.
     assert pair_matches(out / "web.key", out / "web.crt")
+    info = (out / "web.key").stat()
+    import grp, pwd
+    if as_root:
+        assert (pwd.getpwuid(info.st_uid).pw_name, grp.getgrgid(info.st_gid).gr_name, stat.S_IMODE(info.st_mode)) == ("nobody", "nogroup", 0o640)
+    else:
+        assert stat.S_IMODE(info.st_mode) == 0o600
     assert chain_verifies(sigil_ca.root, out / "web.chain.pem", out / "web.crt")
     st = agent.status()["web"]
     assert st["deployed"] and st["reload_pending"] is True and st["consecutive_failures"] == 1
@@ -604,6 +615,24 @@ def test_sigkill_at_every_deployment_step_leaves_a_matching_pair(agent_bin, sigi
             assert calls.read_text().splitlines()[-1].split()[1].lower().lstrip("0") == after.lstrip("0"), \
                 "the completed deployment was not reloaded"
     print("MEASURED SIGKILL before each step -> pair after restart:", results)
+
+    # An unreadable deployed certificate is replaced at once.
+    before = serial_of(out / "web.crt")
+    (out / "web.crt").write_text("-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n")
+    p = agent("--once")
+    assert p.returncode == 0 and "web: deployed serial" in p.stdout, describe(p)
+    assert serial_of(out / "web.crt") != before and pair_matches(out / "web.key", out / "web.crt")
+    # Names changed in the configuration: reissued with the new names.
+    config = yaml.safe_load(agent.config.read_text())
+    config["certificates"][0]["names"] = ["agent-kill.example.test", "www.agent-kill.example.test"]
+    agent.config.write_text(yaml.safe_dump(config))
+    p = agent("--once")
+    assert p.returncode == 0 and "web: deployed serial" in p.stdout, describe(p)
+    cert = x509.load_pem_x509_certificate((out / "web.crt").read_bytes())
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert sorted(sans) == ["agent-kill.example.test", "www.agent-kill.example.test"]
+    p = agent("--once")
+    assert p.returncode == 0 and "web: up to date" in p.stdout, describe(p)
 
 
 def test_bad_configuration_is_exit_2_and_writes_nothing(agent_bin, tmp_path):
