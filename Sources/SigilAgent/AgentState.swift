@@ -158,7 +158,7 @@ public enum AtomicFile {
         let directory = url.deletingLastPathComponent().path
         var template = Array("\(directory)/.\(url.lastPathComponent).\(suffix)-XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard fd >= 0 else { throw SigilError(.io, "cannot write in \(directory): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw SigilError(.io, "cannot write \(path): \(String(cString: strerror(errno)))") }
         let temporary = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         var ok = fchmod(fd, mode) == 0
         var written = 0
@@ -171,7 +171,7 @@ public enum AtomicFile {
         close(fd)
         guard ok else {
             unlink(temporary)
-            throw SigilError(.io, "cannot write \(temporary): \(String(cString: strerror(saved)))")
+            throw SigilError(.io, "cannot write \(path): \(String(cString: strerror(saved)))")
         }
         return temporary
     }

@@ -28,6 +28,7 @@ import stat
 import subprocess
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Optional
@@ -703,18 +704,26 @@ def pebble(tmp_path_factory):
                             env=clean_env(PEBBLE_VA_NOSLEEP=1), stdin=subprocess.DEVNULL, stdout=open(log, "wb"),
                             stderr=subprocess.STDOUT, start_new_session=True)
 
+    context = ssl.create_default_context(cafile=str(work / "tlsca.pem"))
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context))
+
+    def get(url: str) -> Optional[bytes]:
+        try:
+            with opener.open(url, timeout=5) as r:
+                return r.read()
+        except OSError:
+            return None
+
     def up():
         assert proc.poll() is None, log.read_text()
-        return run(["curl", "-sf", "--max-time", "2", "--cacert", work / "tlsca.pem", f"https://127.0.0.1:{port}/dir"],
-                   timeout=10).returncode == 0
+        return get(f"https://127.0.0.1:{port}/dir") is not None
     try:
         wait_for(up, 30, "pebble")
-        p = run(["curl", "-sf", "--max-time", "5", "--cacert", work / "tlsca.pem", f"https://127.0.0.1:{mgmt}/roots/0"], timeout=10)
-        assert p.returncode == 0, describe(p)
-        (work / "pebble-root.pem").write_text(p.stdout)
-        p = run(["curl", "-sf", "--max-time", "5", "--cacert", work / "tlsca.pem", f"https://127.0.0.1:{port}/dir"], timeout=10)
+        root = get(f"https://127.0.0.1:{mgmt}/roots/0")
+        assert root, "pebble's management API gave no root"
+        (work / "pebble-root.pem").write_bytes(root)
         yield {"directory": f"https://127.0.0.1:{port}/dir", "tls_ca": work / "tlsca.pem", "root": work / "pebble-root.pem",
-               "http01": http01, "dir": json.loads(p.stdout), "log": log}
+               "http01": http01, "dir": json.loads(get(f"https://127.0.0.1:{port}/dir")), "log": log}
     finally:
         proc.terminate()
         try:
