@@ -9,7 +9,8 @@ struct AgentCommand: AsyncParsableCommand {
         commandName: "agent",
         abstract: "Keep certificates on this host obtained, renewed, deployed and reloaded (ACME or Sigil's REST API).",
         discussion: """
-            `sigil agent --config FILE` runs as a daemon (SIGTERM stops it cleanly); `--once` makes one pass. \
+            `sigil agent [run] --config FILE [--once]` runs as a daemon (SIGTERM stops it cleanly), or makes one pass with --once. \
+            The configuration defaults to $SIGIL_AGENT_CONFIG, else $SIGIL_HOME/agent.yaml. \
             Exit codes: 0 every certificate is fine; 1 a renewal, deployment or reload failed (see `sigil agent status`); \
             2 bad usage or a bad configuration file.
             """,
