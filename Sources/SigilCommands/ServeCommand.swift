@@ -87,11 +87,12 @@ struct ServeCommand: AsyncParsableCommand {
         let notifications = try file.notifications?.configuration()
         let configuredPublicURL = publicURL ?? env["SIGIL_PUBLIC_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? file.publicURL
 
+        _ = try file.discovery?.validated()
         let workspace = try await Workspace.open(home, configuration: settings, databasePath: database)
         do {
             try await serve(workspace: workspace, listen: listenAddress, http: httpAddress, names: names, ocspMode: ocspMode, logger: logger,
                             json: format == "json", acme: acme, publicURL: configuredPublicURL, httpPublicURLGiven: settings.httpPublicURL != nil,
-                            notifications: notifications)
+                            discovery: file.discovery, notifications: notifications)
         } catch {
             await workspace.close()
             throw error
@@ -102,7 +103,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     private func serve(workspace: Workspace, listen: ListenAddress, http: ListenAddress, names: [String], ocspMode: OCSPResponder.SignerMode,
                        logger: Logger, json: Bool, acme acmeConfiguration: ACMEConfiguration?, publicURL: String?,
-                       httpPublicURLGiven: Bool, notifications: NotificationConfiguration?) async throws {
+                       httpPublicURLGiven: Bool, discovery: DiscoverySchedule?,
+                       notifications: NotificationConfiguration?) async throws {
         let console = Console.current
         // With JSON logs, everything on standard error is a JSON log line.
         let notice: (String) -> Void = { message in
@@ -180,6 +182,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let seconds = Console.current.environment["SIGIL_SCHEDULER_INTERVAL"].flatMap(Double.init), seconds > 0 {
             runner.schedulerInterval = .milliseconds(Int(seconds * 1000))
         }
+        runner.discovery = discovery
         if let notifications, !notifications.channels.isEmpty {
             runner.notifier = Notifier(store: workspace.store, configuration: notifications, clock: authority.clock, logger: logger)
         }

@@ -70,7 +70,7 @@ public enum APIRoutes {
         APIRoute(method: .delete, path: "/api/v1/tokens/{id}", permission: .tokensManage, handler: revokeToken),
         APIRoute(method: .post, path: "/api/v1/agent/reports", permission: .certificatesRenew, handler: NotificationRoutes.agentReport),
         APIRoute(method: .get, path: "/api/v1/notifications/deliveries", permission: .auditRead, handler: NotificationRoutes.listDeliveries),
-    ]
+    ] + DiscoveryRoutes.all
 
     // MARK: Certificates
 

@@ -172,3 +172,24 @@ public actor OCSPResponder {
                        notAfter: issued.certificate.notAfter)
     }
 }
+
+extension OCSPResponder {
+    /// The DER request carried by a GET path (RFC 6960 Appendix A.1: `/ocsp/` followed by the
+    /// URL-encoding of the base64 of the request), or nil when it is not one.
+    ///
+    /// It reads the raw path, not the router's path segments: base64 may hold `/` — even `//`
+    /// or a leading `/` — which many clients send without percent-encoding, and segment
+    /// splitting would lose the empty segments. The base64url alphabet and missing padding
+    /// are accepted too.
+    static func requestFromGETPath(_ path: String) -> [UInt8]? {
+        let prefix = "/ocsp/"
+        guard path.hasPrefix(prefix) else { return nil }
+        let encoded = path.dropFirst(prefix.count)
+        guard encoded.utf8.count <= 128 * 1024 else { return nil }
+        guard var text = String(encoded).removingPercentEncoding else { return nil }
+        text = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/").replacingOccurrences(of: " ", with: "+")
+        while text.utf8.count % 4 != 0 { text += "=" }
+        guard let data = Data(base64Encoded: text), !data.isEmpty else { return nil }
+        return Array(data)
+    }
+}

@@ -128,16 +128,12 @@ public enum SigilApplication {
             return ocspResponse(der, thisUpdate, nextUpdate, env)
         }
         // RFC 6960 Appendix A.1 / RFC 5019 §5: GET with the URL-encoded base64 request in the path.
-        router.get("/ocsp/**") { request, context in
-            let encoded = context.parameters.getCatchAll().joined(separator: "/")
-            var text = encoded.removingPercentEncoding ?? encoded
-            text = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/").replacingOccurrences(of: " ", with: "+")
-            while text.count % 4 != 0 { text += "=" }
-            guard text.count <= 96 * 1024, let data = Data(base64Encoded: text) else {
+        router.get("/ocsp/**") { request, _ in
+            guard let der = OCSPResponder.requestFromGETPath(request.uri.path) else {
                 return ocspResponse(OCSP.errorResponse(.malformedRequest), nil, nil, env)
             }
-            let (der, thisUpdate, nextUpdate) = await env.ocsp.respond(to: Array(data))
-            return ocspResponse(der, thisUpdate, nextUpdate, env)
+            let (response, thisUpdate, nextUpdate) = await env.ocsp.respond(to: der)
+            return ocspResponse(response, thisUpdate, nextUpdate, env)
         }
         router.get("/ca/{file}") { _, context in
             let file = try context.parameter("file")

@@ -46,6 +46,8 @@ public struct SigilServerRunner {
     public var onListening: @Sendable (_ https: Int, _ http: Int) async -> Void
     /// How often scheduled work is looked at (and leadership asked for, with several nodes).
     public var schedulerInterval: Duration = .seconds(60)
+    /// `sigil.yaml`'s `discovery:` schedule, if any.
+    public var discovery: DiscoverySchedule?
     /// Webhook and mail notifications (the `notifications:` section); nil: none configured.
     public var notifier: Notifier?
 
@@ -84,6 +86,10 @@ public struct SigilServerRunner {
             .init(service: api), .init(service: publicSurface), .init(service: renewal), .init(service: revocation),
         ]
         if let acme = environment.acme { services.append(.init(service: NoncePruningService(acme: acme))) }
+        if let plan = try discovery?.validated() {
+            services.append(.init(service: DiscoveryScheduleService(environment: environment, interval: plan.interval, targets: plan.targets, paths: plan.paths,
+                                                                    timeout: plan.timeout, retry: schedulerInterval, logger: logger)))
+        }
         if let notifier {
             try await notifier.prepare()
             services.append(.init(service: NotificationService(notifier: notifier)))

@@ -221,6 +221,29 @@ enum Migrations {
             "CREATE INDEX audit_object ON audit (object, seq)",
             "CREATE INDEX audit_time ON audit (time_ms)",
         ]),
+        // Discovery: where and when each certificate was seen in use (a TLS endpoint) or at rest (a file).
+        (7, [
+            """
+            CREATE TABLE certificate_sightings (
+                fingerprint TEXT NOT NULL,
+                location TEXT NOT NULL,
+                server_name TEXT NOT NULL DEFAULT '',
+                kind TEXT NOT NULL,
+                host TEXT,
+                port INTEGER,
+                address TEXT,
+                path TEXT,
+                tls_version TEXT,
+                cipher TEXT,
+                chain_position INTEGER NOT NULL DEFAULT 0,
+                first_seen BIGINT NOT NULL,
+                last_seen BIGINT NOT NULL,
+                PRIMARY KEY (fingerprint, location, server_name)
+            )
+            """,
+            "CREATE INDEX certificate_sightings_last_seen ON certificate_sightings (last_seen)",
+            "CREATE INDEX certificate_sightings_location ON certificate_sightings (location, server_name)",
+        ]),
         // Notifications (issue 7 item 2): expiry notices sent once per certificate and threshold (the
         // primary key is the guarantee, across restarts and nodes), the audit cursor events are read
         // from, and the durable outbox of deliveries (one per event and channel).

@@ -472,3 +472,47 @@ public struct ComplianceFinding: Sendable {
         self.examples = examples
     }
 }
+
+/// Where and when a certificate was seen: served by a TLS endpoint (`kind == .tls`) or
+/// found in a file (`kind == .file`). One row per certificate, location and SNI name;
+/// seeing it again moves `lastSeen` and keeps `firstSeen`.
+public struct CertificateSighting: Sendable, Equatable {
+    public enum Kind: String, Sendable { case tls, file }
+
+    public var fingerprint: String
+    /// `host:port` for an endpoint (as the user named it), an absolute path for a file.
+    public var location: String
+    /// The SNI name sent, or empty.
+    public var serverName: String
+    public var kind: Kind
+    public var host: String?
+    public var port: Int?
+    /// The IP address actually connected to.
+    public var address: String?
+    public var path: String?
+    /// `TLSv1.3`, `TLSv1.2`, ...
+    public var tlsVersion: String?
+    public var cipher: String?
+    /// 0 for the certificate the endpoint or file presents first (the leaf), then up the chain.
+    public var chainPosition: Int
+    public var firstSeen: Date
+    public var lastSeen: Date
+
+    public init(fingerprint: String, location: String, serverName: String = "", kind: Kind, host: String? = nil, port: Int? = nil,
+                address: String? = nil, path: String? = nil, tlsVersion: String? = nil, cipher: String? = nil, chainPosition: Int = 0,
+                firstSeen: Date, lastSeen: Date) {
+        self.fingerprint = fingerprint
+        self.location = location
+        self.serverName = serverName
+        self.kind = kind
+        self.host = host
+        self.port = port
+        self.address = address
+        self.path = path
+        self.tlsVersion = tlsVersion
+        self.cipher = cipher
+        self.chainPosition = chainPosition
+        self.firstSeen = firstSeen
+        self.lastSeen = lastSeen
+    }
+}

@@ -131,6 +131,14 @@ public protocol StoreSession: Sendable {
     /// Throws `.duplicate` when the setting exists (the first writer wins).
     func insertSetting(_ name: String, value: String) async throws
 
+    // Discovery: where certificates were seen.
+    /// Inserts the sighting, or moves `lastSeen` (and the TLS details) of the one already there.
+    func recordSighting(_ sighting: CertificateSighting) async throws
+    /// The certificate's sightings, most recently seen first.
+    func sightings(fingerprint: String) async throws -> [CertificateSighting]
+    /// Sightings seen at or after `since`, most recently seen first, at most `limit`.
+    func sightings(seenSince since: Date, limit: Int) async throws -> [CertificateSighting]
+
     // notifications (issue 7 item 2)
     /// The last audit sequence number turned into events; nil before the first start.
     func notificationCursor(_ name: String) async throws -> Int64?

@@ -26,6 +26,7 @@ public enum StoreContract {
         ("tokens round trip; names are unique", tokens),
         ("ACME accounts, orders, authorizations, EAB keys, nonces and settings", acme),
         ("dashboard sessions, indexed search, keyset pages, statistics, audit filters", dashboard),
+        ("sightings are recorded once per place and move last-seen", sightings),
         ("notification cursor, expiry marks and outbox", notifications),
     ]
 
@@ -319,5 +320,33 @@ public enum StoreContract {
         try expect(findings.first { $0.id == "expiring" }?.examples.count == 3, "findings carry examples")
         let issued = try await store.read { try await $0.auditEntries(AuditFilter(action: "certificate.", limit: 100)) }
         try expect(issued.count == 15 && issued.first!.seq > issued.last!.seq, "audit filter by action prefix, newest first")
+    }
+
+    static func sightings(_ store: any Store) async throws {
+        let later = epoch.addingTimeInterval(3_600)
+        let tls = CertificateSighting(fingerprint: "f1", location: "www.example.com:443", serverName: "www.example.com", kind: .tls,
+                                      host: "www.example.com", port: 443, address: "192.0.2.1", tlsVersion: "TLSv1.2", cipher: "ECDHE-ECDSA-AES128-GCM-SHA256",
+                                      firstSeen: epoch, lastSeen: epoch)
+        try await store.write { try await $0.recordSighting(tls) }
+        var again = tls
+        again.firstSeen = later
+        again.lastSeen = later
+        again.tlsVersion = "TLSv1.3"
+        again.cipher = "TLS_AES_128_GCM_SHA256"
+        try await store.write { [again] in try await $0.recordSighting(again) }
+        let file = CertificateSighting(fingerprint: "f1", location: "/etc/ssl/www.pem", kind: .file, path: "/etc/ssl/www.pem", firstSeen: epoch, lastSeen: epoch)
+        try await store.write { try await $0.recordSighting(file) }
+        // Seen again at an older time (an import of an old scan): last-seen never goes back.
+        var older = tls
+        older.firstSeen = epoch.addingTimeInterval(-60)
+        older.lastSeen = epoch.addingTimeInterval(-60)
+        try await store.write { [older] in try await $0.recordSighting(older) }
+        let seen = try await store.read { try await $0.sightings(fingerprint: "f1") }
+        try expect(seen.count == 2, "one row per place: \(seen.count)")
+        try expect(seen[0].location == "www.example.com:443" && seen[0].lastSeen == later && seen[0].firstSeen == epoch.addingTimeInterval(-60)
+                   && seen[0].tlsVersion == "TLSv1.3", "last-seen moves forward, first-seen back, TLS details follow the newest: \(seen[0])")
+        try expect(seen[1] == file, "the file sighting reads back")
+        try expect(try await store.read { try await $0.sightings(seenSince: later, limit: 10) }.map(\.location) == ["www.example.com:443"], "seen since")
+        try expect(try await store.read { try await $0.sightings(fingerprint: "f2") }.isEmpty, "no sightings for an unknown certificate")
     }
 }

@@ -5,7 +5,7 @@ import HummingbirdTesting
 import NIOCore
 import SigilAuthority
 import SigilCore
-import SigilServer
+@testable import SigilServer
 import SigilStore
 import SigilTesting
 import Testing
@@ -110,6 +110,27 @@ struct RevocationSurfaceTests {
                 #expect(crl.entries.map { Hex.encode($0.serial) } == [issued.record.serial])
             }
         }
+    }
+}
+
+@Suite("OCSP GET paths")
+struct OCSPGetPathTests {
+    /// Bytes whose base64 holds `//`, starts with `/` and holds `+`: the raw forms that router
+    /// path segments used to mangle (empty segments dropped), found by a flaky CI run.
+    @Test("raw, percent-encoded and base64url forms decode to the same bytes")
+    func forms() throws {
+        let bytes: [UInt8] = [0xff, 0xff, 0xfe, 0x30, 0x0b, 0xff, 0xff, 0xff, 0xfb, 0xef, 0xbe]
+        let base64 = Data(bytes).base64EncodedString()
+        #expect(base64.hasPrefix("/") && base64.contains("//") && base64.contains("+"), "the sample must exercise the traps: \(base64)")
+        let percent = base64.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+        let url = base64.replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        for form in [base64, percent, url, base64.replacingOccurrences(of: "=", with: "")] {
+            #expect(OCSPResponder.requestFromGETPath("/ocsp/" + form) == bytes, "form \(form)")
+        }
+        #expect(OCSPResponder.requestFromGETPath("/ocsp/") == nil)
+        #expect(OCSPResponder.requestFromGETPath("/ocsp/%%%") == nil)
+        #expect(OCSPResponder.requestFromGETPath("/ocsp/a") == nil)
+        #expect(OCSPResponder.requestFromGETPath("/crl/abcd") == nil)
     }
 }
 
