@@ -28,12 +28,17 @@ extension SQLSession {
 
     // MARK: Expiry
 
+    /// "Replaced" is looked up through the name index (the certificate's own names, then the other
+    /// certificates with those names), so it costs a few index probes per candidate, not a scan.
     public func expiryCandidates(now: Date, horizon: Date, after: (notAfter: Date, fingerprint: String)?, limit: Int) async throws -> [ExpiryCandidate] {
         var sql = SQLQueryString("""
             SELECT c.*,
                 (SELECT MIN(m.threshold_days) FROM notification_marks m WHERE m.fingerprint = c.fingerprint) AS noticed,
-                (SELECT COUNT(*) FROM certificates n WHERE n.issuer = c.issuer AND n.sans = c.sans AND n.status = 'active'
-                    AND n.not_after > c.not_after) AS newer
+                CASE WHEN EXISTS (SELECT 1 FROM certificate_names mine
+                    JOIN certificate_names other ON other.name = mine.name
+                    JOIN certificates n ON n.fingerprint = other.fingerprint
+                    WHERE mine.fingerprint = c.fingerprint AND n.issuer = c.issuer AND n.sans = c.sans AND n.status = 'active'
+                    AND n.not_after > c.not_after) THEN 1 ELSE 0 END AS newer
             FROM certificates c WHERE c.status = 'active' AND c.not_after > 
             """)
         sql.appendInterpolation(bind: seconds(now))
