@@ -40,7 +40,8 @@ public struct NotificationService: Service {
                         while !Task.isCancelled {
                             if leading.value {
                                 do {
-                                    try await notifier.deliverDue(channel: channel.name, sender: sender)
+                                    // A full batch means more may be waiting: go on without sleeping.
+                                    while try await notifier.deliverDue(channel: channel.name, sender: sender) == Notifier.deliveryBatch, !Task.isCancelled {}
                                 } catch {
                                     logger.warning("notifications: delivery to \(channel.name) failed: \(error)")
                                 }

@@ -16,7 +16,8 @@ public struct Notifier: Sendable {
 
     static let cursorName = "audit"
     static let auditBatch = 200
-    static let deliveryBatch = 50
+    public static let deliveryBatch = 50
+    static let concurrentSends = 4
 
     public init(store: any Store, configuration: NotificationConfiguration, clock: any SigilClock = SystemClock(), logger: Logger = Logger(label: "sigil")) {
         self.store = store
@@ -107,14 +108,31 @@ public struct Notifier: Sendable {
         }
     }
 
-    /// Sends one channel's due deliveries, one after another (in order); each is claimed first,
-    /// so no other node sends it too. One worker per channel: a slow or dead receiver delays only itself.
-    public func deliverDue(channel: String, sender: NotificationSender) async throws {
+    /// Sends one channel's due deliveries, a few at a time. They are claimed first, all in one
+    /// transaction, so no other node sends them too. One worker per channel: a slow or dead
+    /// receiver delays only its own channel.
+    /// Returns how many it took.
+    @discardableResult
+    public func deliverDue(channel name: String, sender: NotificationSender) async throws -> Int {
+        guard let channel = configuration.channel(named: name) else { return 0 }
         let now = clock.now()
-        let due = try await store.read { try await $0.dueNotifications(now: now, channel: channel, limit: Self.deliveryBatch) }
-        for delivery in due where !Task.isCancelled {
-            await attempt(delivery, sender: sender)
+        // The claim lasts longer than an attempt can take; a node that dies mid-attempt leaves it to be retried after.
+        let until = now.addingTimeInterval(Double(channel.timeout.nanoseconds / 1_000_000_000) * 2 + 60)
+        let claimed = try await store.write { session in
+            var claimed: [NotificationDelivery] = []
+            for delivery in try await session.dueNotifications(now: now, channel: name, limit: Self.deliveryBatch)
+            where try await session.claimNotification(id: delivery.id, now: now, until: until) {
+                claimed.append(delivery)
+            }
+            return claimed
         }
+        await withTaskGroup(of: Void.self) { group in
+            for (index, delivery) in claimed.enumerated() where !Task.isCancelled {
+                if index >= Self.concurrentSends { await group.next() }
+                group.addTask { await self.attempt(delivery, through: channel, sender: sender) }
+            }
+        }
+        return claimed.count
     }
 
     /// Deliveries queued for a channel that is no longer configured: nothing will ever send them.
@@ -130,17 +148,8 @@ public struct Notifier: Sendable {
         }
     }
 
-    func attempt(_ delivery: NotificationDelivery, sender: NotificationSender) async {
-        let now = clock.now()
-        guard let channel = configuration.channel(named: delivery.channel) else { return }
-        // The claim lasts longer than an attempt can take; a node that dies mid-attempt leaves it to be retried after.
-        let lease = Double(channel.timeout.nanoseconds / 1_000_000_000) + 60
-        do {
-            guard try await store.write({ try await $0.claimNotification(id: delivery.id, now: now, until: now.addingTimeInterval(lease)) }) else { return }
-        } catch {
-            logger.warning("notifications: cannot claim delivery \(delivery.id): \(error)")
-            return
-        }
+    /// One attempt at a claimed delivery, and its outcome recorded.
+    func attempt(_ delivery: NotificationDelivery, through channel: NotificationChannel, sender: NotificationSender) async {
         var updated = delivery
         updated.attempts += 1
         do {
