@@ -120,8 +120,8 @@ enum ComplianceText {
         let a = r.agility
         out += "\nCrypto agility: \(a.total) certificates in scope; \(a.quantumVulnerable) quantum-vulnerable (RSA, ECDSA, EdDSA), "
         out += "\(ComplianceLayout.percent(a.quantumVulnerableShare)); \(a.postQuantum) post-quantum (ML-DSA)\n"
-        out += "  keys: " + a.keys.map { "\($0.name) \($0.count)" }.joined(separator: ", ") + "\n"
-        out += "  signatures: " + a.signatures.map { "\($0.name) \($0.count)" }.joined(separator: ", ") + "\n"
+        func list(_ counts: [CryptoAgility.Count]) -> String { counts.isEmpty ? "none" : counts.map { "\($0.name) \($0.count)" }.joined(separator: ", ") }
+        out += "  keys: \(list(a.keys))\n  signatures: \(list(a.signatures))\n"
         let controls = ComplianceLayout.controls(r)
         if !controls.isEmpty {
             out += "\nControls\n"
