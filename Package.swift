@@ -77,9 +77,23 @@ let package = Package(
             ]
         ),
         .target(
+            name: "SigilDiscovery",
+            dependencies: [
+                "SigilCore", "SigilStore", "SigilAuthority",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
             name: "SigilServer",
             dependencies: [
-                "SigilCore", "SigilStore", "SigilAuthority", "SigilACME",
+                "SigilCore", "SigilStore", "SigilAuthority", "SigilACME", "SigilDiscovery",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -98,7 +112,7 @@ let package = Package(
         .target(
             name: "SigilCommands",
             dependencies: [
-                "SigilCore", "SigilStore", "SigilAuthority", "SigilServer",
+                "SigilCore", "SigilStore", "SigilAuthority", "SigilServer", "SigilDiscovery",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -143,5 +157,12 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "SigilCommandsTests", dependencies: ["SigilCommands", "SigilCore", "SigilTesting", "SigilStore", "SigilAuthority"]),
+        .testTarget(name: "SigilDiscoveryTests", dependencies: [
+            "SigilDiscovery", "SigilAuthority", "SigilStore", "SigilCore", "SigilTesting",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "SwiftASN1", package: "swift-asn1"),
+        ]),
     ]
 )

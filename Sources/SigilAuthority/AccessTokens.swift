@@ -10,6 +10,8 @@ public enum Permission: String, Sendable, CaseIterable {
     case catalogRead
     case auditRead
     case tokensManage
+    /// Run discovery scans and imports (operator, admin); reading sightings is `certificatesRead`.
+    case discoveryRun
 }
 
 /// The four roles (DESIGN: admin, operator, requester, auditor). Deny unless granted.

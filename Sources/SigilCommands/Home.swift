@@ -33,11 +33,12 @@ struct SigilConfiguration: Decodable {
     var crlShards: Int?
     var profiles: [String: ProfileOverride]?
     var acme: ACMESettings?
+    var discovery: DiscoverySchedule?
 
     enum CodingKeys: String, CodingKey {
         case httpPublicURL = "http_public_url", httpListen = "http_listen", listen, publicURL = "public_url", tlsNames = "tls_names"
         case logFormat = "log_format", logLevel = "log_level", database, profiles, ocspSigner = "ocsp_signer", crlShards = "crl_shards"
-        case acme
+        case acme, discovery
     }
 
     static func load(home: String, file: String? = nil) throws -> SigilConfiguration {
@@ -128,8 +129,8 @@ struct Workspace {
     }
 
     /// Runs `body` and closes the workspace whatever happens.
-    static func with<T>(_ options: HomeOptions, create: Bool = true, _ body: (Workspace) async throws -> T) async throws -> T {
-        let workspace = try await open(options, create: create)
+    static func with<T>(_ options: HomeOptions, create: Bool = true, databasePath: String? = nil, _ body: (Workspace) async throws -> T) async throws -> T {
+        let workspace = try await open(options, create: create, databasePath: databasePath)
         do {
             let result = try await body(workspace)
             await workspace.close()

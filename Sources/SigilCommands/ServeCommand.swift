@@ -84,10 +84,12 @@ struct ServeCommand: AsyncParsableCommand {
             ? acmeSettings.configuration(knownProfiles: Set(try settings.authorityConfiguration().profiles.keys)) : nil
         let configuredPublicURL = publicURL ?? env["SIGIL_PUBLIC_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? file.publicURL
 
+        _ = try file.discovery?.validated()
         let workspace = try await Workspace.open(home, configuration: settings, databasePath: database)
         do {
             try await serve(workspace: workspace, listen: listenAddress, http: httpAddress, names: names, ocspMode: ocspMode, logger: logger,
-                            json: format == "json", acme: acme, publicURL: configuredPublicURL, httpPublicURLGiven: settings.httpPublicURL != nil)
+                            json: format == "json", acme: acme, publicURL: configuredPublicURL, httpPublicURLGiven: settings.httpPublicURL != nil,
+                            discovery: file.discovery)
         } catch {
             await workspace.close()
             throw error
@@ -98,7 +100,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     private func serve(workspace: Workspace, listen: ListenAddress, http: ListenAddress, names: [String], ocspMode: OCSPResponder.SignerMode,
                        logger: Logger, json: Bool, acme acmeConfiguration: ACMEConfiguration?, publicURL: String?,
-                       httpPublicURLGiven: Bool) async throws {
+                       httpPublicURLGiven: Bool, discovery: DiscoverySchedule?) async throws {
         let console = Console.current
         // With JSON logs, everything on standard error is a JSON log line.
         let notice: (String) -> Void = { message in
@@ -176,6 +178,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let seconds = Console.current.environment["SIGIL_SCHEDULER_INTERVAL"].flatMap(Double.init), seconds > 0 {
             runner.schedulerInterval = .milliseconds(Int(seconds * 1000))
         }
+        runner.discovery = discovery
         try await runner.run()
     }
 

@@ -69,7 +69,7 @@ public enum APIRoutes {
         APIRoute(method: .get, path: "/api/v1/tokens", permission: .tokensManage, handler: listTokens),
         APIRoute(method: .post, path: "/api/v1/tokens", permission: .tokensManage, handler: createToken),
         APIRoute(method: .delete, path: "/api/v1/tokens/{id}", permission: .tokensManage, handler: revokeToken),
-    ]
+    ] + DiscoveryRoutes.all
 
     // MARK: Certificates
 

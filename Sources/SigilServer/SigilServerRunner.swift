@@ -46,6 +46,8 @@ public struct SigilServerRunner {
     public var onListening: @Sendable (_ https: Int, _ http: Int) async -> Void
     /// How often scheduled work is looked at (and leadership asked for, with several nodes).
     public var schedulerInterval: Duration = .seconds(60)
+    /// `sigil.yaml`'s `discovery:` schedule, if any.
+    public var discovery: DiscoverySchedule?
 
     public init(environment: ServerEnvironment, identity: ServerIdentity, listen: ListenAddress, httpListen: ListenAddress, logger: Logger,
                 onListening: @escaping @Sendable (Int, Int) async -> Void = { _, _ in }) {
@@ -82,6 +84,10 @@ public struct SigilServerRunner {
             .init(service: api), .init(service: publicSurface), .init(service: renewal), .init(service: revocation),
         ]
         if let acme = environment.acme { services.append(.init(service: NoncePruningService(acme: acme))) }
+        if let plan = try discovery?.validated() {
+            services.append(.init(service: DiscoveryScheduleService(environment: environment, interval: plan.interval, targets: plan.targets, paths: plan.paths,
+                                                                    timeout: plan.timeout, retry: schedulerInterval, logger: logger)))
+        }
         if let sqlite = environment.authority.store as? SQLiteStore { services.append(.init(service: StoreMaintenanceService(store: sqlite, logger: logger))) }
         let group = ServiceGroup(configuration: .init(
             services: services,

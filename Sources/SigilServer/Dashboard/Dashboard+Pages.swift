@@ -200,6 +200,8 @@ extension Dashboard {
             try await s.auditEntries(AuditFilter(object: "certificate:\(record.serial)", limit: 50))
         }
         data["history"] = history.map(Self.auditRow)
+        data["sightings"] = try await sightingRows(record.fingerprint)
+        data["hasSightings"] = !(data["sightings"] as? [Any] ?? []).isEmpty
         data["renewable"] = record.source == .issued && record.profile != nil && session.role.allows(.certificatesRenew)
         data["canManage"] = session.role.allows(.certificatesRevoke)
         data["revocable"] = record.storedStatus != .revoked && session.role.allows(.certificatesRevoke)

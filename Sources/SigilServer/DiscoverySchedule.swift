@@ -1,0 +1,99 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import SigilCore
+import SigilDiscovery
+
+/// `sigil.yaml`'s `discovery:` block: what the server scans and imports on a schedule.
+///
+/// ```yaml
+/// discovery:
+///   interval: 6h
+///   targets: [10.0.0.0/28, "www.example.com:443"]
+///   ports: [443, 8443]
+///   paths: [/etc/ssl/certs/services]
+/// ```
+public struct DiscoverySchedule: Sendable, Decodable, Equatable {
+    public var interval: String?
+    public var targets: [String]?
+    public var ports: [Int]?
+    public var paths: [String]?
+    public var timeout: String?
+
+    /// Checks everything before the server starts: a bad schedule is a configuration error, not a log line every six hours.
+    public func validated() throws -> (interval: Duration, targets: ScanTargets?, paths: [String], timeout: Duration) {
+        let seconds = try DurationText.seconds(interval ?? "6h", what: "discovery.interval")
+        guard seconds >= 60 else { throw SigilError.badInput("discovery.interval must be at least 1m") }
+        let timeout = try DurationText.seconds(self.timeout ?? "5s", what: "discovery.timeout")
+        var parsed: ScanTargets?
+        if let targets, !targets.isEmpty {
+            parsed = try Discovery.targets(targets, ports: ports, serverName: nil)
+        }
+        let paths = paths ?? []
+        guard paths.allSatisfy({ $0.hasPrefix("/") }) else { throw SigilError.badInput("discovery.paths must be absolute") }
+        guard parsed != nil || !paths.isEmpty else { throw SigilError.badInput("discovery needs targets or paths") }
+        let timeoutDuration = Duration.milliseconds(Int64(timeout * 1000))
+        try Discovery.checkLimits(timeout: timeoutDuration, concurrency: ScanLimits.defaultConcurrency)
+        return (.milliseconds(Int64(seconds * 1000)), parsed, paths, timeoutDuration)
+    }
+}
+
+/// Runs the configured discovery every interval, on the node that holds the
+/// `discovery` scheduler lock (one node of several), starting at once.
+struct DiscoveryScheduleService: Service {
+    let environment: ServerEnvironment
+    let interval: Duration
+    let targets: ScanTargets?
+    let paths: [String]
+    let timeout: Duration
+    /// How often a node that does not lead asks again.
+    let retry: Duration
+    var logger: Logger
+
+    func run() async throws {
+        let lock = environment.authority.store.schedulerLock(named: "discovery")
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                guard await lock.acquire() else {
+                    try? await Task.sleep(for: retry)
+                    continue
+                }
+                await runOnce()
+                try? await Task.sleep(for: interval)
+            }
+        }
+        await lock.release()
+    }
+
+    func runOnce() async {
+        let store = environment.authority.store
+        if let targets {
+            do {
+                let summary = try await Discovery.scan(targets, timeout: timeout, concurrency: ScanLimits.defaultConcurrency, store: store,
+                                                       actor: "scheduler", clock: environment.clock)
+                logger.info("scheduled scan: \(summary.endpointsReached) of \(summary.endpointsScanned) endpoints answered, \(summary.inventory.newCertificates) new certificates")
+            } catch {
+                logger.error("scheduled scan failed: \(error)")
+            }
+        }
+        if !paths.isEmpty {
+            do {
+                let summary = try await Discovery.importFiles(paths, store: store, actor: "scheduler", clock: environment.clock)
+                logger.info("scheduled import: \(summary.filesRead) files, \(summary.inventory.newCertificates) new certificates, \(summary.junk.count) junk")
+            } catch {
+                logger.error("scheduled import failed: \(error)")
+            }
+        }
+    }
+}
+
+extension DurationText {
+    /// `6h`, `30m`, `5s`, `1d`, as SigilError (configuration files are not HTTP requests).
+    static func seconds(_ text: String, what: String) throws -> TimeInterval {
+        do {
+            return try parse(text)
+        } catch {
+            throw SigilError.badInput("\(what) '\(text)' is not a duration such as 6h, 30m or 5s")
+        }
+    }
+}
