@@ -30,8 +30,8 @@ def sha256_fp(pem: Path) -> str:
     return x509.load_pem_x509_certificate(pem.read_bytes()).fingerprint(hashes.SHA256()).hex()
 
 
-def serial_hex(pem: Path) -> str:
-    return format(x509.load_pem_x509_certificate(pem.read_bytes()).serial_number, "x")
+def serial_of(pem: Path) -> int:
+    return x509.load_pem_x509_certificate(pem.read_bytes()).serial_number
 
 
 class Fixtures:
@@ -166,7 +166,7 @@ def inventory(tmp_path_factory) -> Inventory:
 
     # In use: served by openssl s_server and found by `sigil scan`.
     self_key = f.ec_key("selfie")
-    selfie = f.self_signed("selfie", self_key, "/CN=selfie.example.test", 30, ["subjectAltName=DNS:selfie.example.test"])
+    selfie = f.self_signed("selfie", self_key, "/CN=selfie.example.test", 60, ["subjectAltName=DNS:selfie.example.test"])
     expected.add(("self-signed-in-use", "selfie"))
     orphan_ca_key = f.ec_key("vanished-ca")
     orphan_ca = f.self_signed("vanished-ca", orphan_ca_key, "/CN=Vanished CA", 1000, ["basicConstraints=critical,CA:TRUE"])
@@ -200,7 +200,7 @@ def inventory(tmp_path_factory) -> Inventory:
     finally:
         for s in servers:
             s.stop()
-    serials = {name: serial_hex(f.d / f"{name}.pem") for name in
+    serials = {name: serial_of(f.d / f"{name}.pem") for name in
                ("weak", "sha1", "md5", "wildcard", "shared-a", "shared-b", "selfie", "orphan", "expired") if (f.d / f"{name}.pem").exists()}
     inv = Inventory(home, {(check, serials[name]) for check, name in expected}, md5.returncode == 0, describe(md5))
     inv.fingerprints = {name: sha256_fp(f.d / f"{name}.pem") for name in serials}
@@ -208,8 +208,9 @@ def inventory(tmp_path_factory) -> Inventory:
     return inv
 
 
-def findings_of(document: dict) -> set[tuple[str, str]]:
-    return {(f["check"], f["certificate"]["serial"]) for f in document["findings"]}
+def findings_of(document: dict) -> set[tuple[str, int]]:
+    """(check, serial number): Sigil writes serials as the DER's hex, leading zero octets included."""
+    return {(f["check"], int(f["certificate"]["serial"], 16)) for f in document["findings"]}
 
 
 def test_json_has_exactly_the_expected_findings(inventory):
@@ -252,9 +253,12 @@ def test_csv_rows_match(inventory, tmp_path):
     raw = out.read_bytes()
     assert b"\r\n" in raw, "RFC 4180 line ends"
     rows = list(csv.DictReader(io.StringIO(raw.decode(), newline="")))
-    assert {(r["check"], r["serial"]) for r in rows} == inventory.expected and len(rows) == len(inventory.expected)
-    outside = [r for r in rows if "Elsewhere" in r["subject"] or "Elsewhere" in r["issuer"]]
-    assert outside and all(r["issuer"].count(",") >= 1 for r in outside), "DNs with commas survive quoting"
+    assert {(r["check"], int(r["serial"], 16)) for r in rows} == inventory.expected and len(rows) == len(inventory.expected)
+    # Fields with commas (titles, details) are quoted, and come back whole.
+    weak = next(r for r in rows if r["check"] == "weak-key")
+    assert weak["title"] == "Weak keys (RSA under 2048 bits, elliptic curves under P-256)", weak
+    assert b'"Weak keys (RSA under 2048 bits, elliptic curves under P-256)"' in raw
+    assert weak["issuer"] == "/O=Elsewhere/CN=Outside CA" and weak["locations"].startswith("file "), weak
     # Written again over the old file: replaced atomically, no temporary left behind.
     p = inventory.report("--format", "csv", "--output", str(out))
     assert p.returncode == 0, describe(p)
@@ -301,8 +305,8 @@ def test_html_is_well_formed_and_self_contained(inventory):
     assert not checker.problems and not checker.stack, (checker.problems, checker.stack)
     assert not checker.external, f"external assets: {checker.external}"
     text = "".join(checker.text)
-    for _, serial in inventory.expected:
-        assert serial in text
+    for fingerprint in inventory.fingerprints.values():
+        assert fingerprint in text
     assert "*.wild.example.test" in text and "<script" not in p.stdout
 
 
