@@ -66,7 +66,7 @@ struct IPAddress: Hashable, Comparable {
         withUnsafeMutableBytes(of: &storage) { $0.copyBytes(from: bytes) }
         var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
         _ = inet_ntop(AF_INET6, &storage, &buffer, socklen_t(buffer.count))
-        return String(cString: buffer)
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// The address `offset` after this one (no wrap-around; the caller bounds the count).

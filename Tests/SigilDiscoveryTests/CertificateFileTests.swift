@@ -3,6 +3,7 @@ import SigilCore
 @testable import SigilDiscovery
 import SigilTesting
 import Testing
+import X509
 
 /// Certificates made here, so every test knows exactly what a file holds.
 enum Fixtures {

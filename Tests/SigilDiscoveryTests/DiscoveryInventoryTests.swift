@@ -21,7 +21,7 @@ struct DiscoveryInventoryTests {
         }
         let outside = try Fixtures.certificate("outside.example")
         let expired = try Fixtures.certificate("old.example", notAfter: TestAuthority.defaultNow.addingTimeInterval(-86_400))
-        let tree = ca.directory.file("tree")
+        let tree = FileWalker.absolute(ca.directory.file("tree"))
         try FileManager.default.createDirectory(atPath: tree + "/sub", withIntermediateDirectories: true)
         try Data((issued.certificate.pemString + outside.pemString).utf8).write(to: URL(fileURLWithPath: tree + "/bundle.pem"))
         try Data(outside.derBytes).write(to: URL(fileURLWithPath: tree + "/sub/outside.der"))
@@ -138,11 +138,22 @@ struct LoopbackServer {
     static func plain() async throws -> LoopbackServer {
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .childChannelInitializer { channel in
-                channel.writeAndFlush(ByteBuffer(string: "HTTP/1.0 400 Bad Request\r\n\r\n")).flatMap { channel.close() }
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(NotTLS()) }
             }
             .bind(host: "127.0.0.1", port: 0).get()
         return LoopbackServer(channel: channel)
     }
 
     func close() async throws { try await channel.close() }
+}
+
+/// Answers whatever comes with an HTTP error, as a plain HTTP server on a TLS port would.
+final class NotTLS: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "HTTP/1.0 400 Bad Request\r\n\r\n")), promise: nil)
+        context.close(promise: nil)
+    }
 }

@@ -259,9 +259,11 @@ def test_scan_range_file_and_sni(world, tmp_path):
 
 def test_scan_text_summary_and_exit_codes(world, tmp_path):
     s = world.servers
-    p = world.run("scan", f"127.0.0.1:{s['self'].port}", f"127.0.0.1:{world.closed_port}", "--timeout", "2s")
+    plain_http = f"127.0.0.1:{world.server.http_port}"  # sigil serve's plain-HTTP port: not TLS
+    p = world.run("scan", f"127.0.0.1:{s['self'].port}", f"127.0.0.1:{world.closed_port}", plain_http, "--timeout", "2s")
     assert p.returncode == 0, describe(p)
-    assert "1 answered, 1 unreachable" in p.stdout and f"127.0.0.1:{world.closed_port}: connection refused" in p.stdout
+    assert "1 answered, 2 unreachable" in p.stdout and f"127.0.0.1:{world.closed_port}: connection refused" in p.stdout, p.stdout
+    assert f"{plain_http}: TLS handshake failed" in p.stdout, p.stdout
     assert "\r" not in p.stderr, "no progress bar when stderr is not a terminal"
     count = len(world.inventory())
     audits = world.audit_count("discovery.scan")
@@ -450,3 +452,28 @@ def test_scheduled_discovery(world, tmp_path):
     bad = SigilServer(sigil_bin(), home, logdir=tmp_path / "logs").spawn()
     assert bad.proc.wait(timeout=60) == 2, bad.describe()
     assert "the limit is 65536" in bad.stderr, bad.describe()
+
+
+def test_progress_bar_only_at_a_terminal(world):
+    """Standard error at a pseudo-terminal gets the bar; a pipe never does (checked in the text-summary test)."""
+    import pty
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGIL_")}
+    env["SIGIL_HOME"] = str(world.home)
+    p = subprocess.Popen([sigil_bin(), "scan", f"127.0.0.0/28:{world.closed_port}", "--timeout", "1s"], env=env,
+                         stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL)
+    out, _ = p.communicate(timeout=60)
+    os.close(slave)
+    err = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        err += chunk
+    os.close(master)
+    assert p.returncode == 1, (out, err)
+    assert b"] 16/16 endpoints" in err and b"\r\x1b[K[" in err, err
+    assert b"\x1b[K" not in out and b"16 scanned" in out, out  # the bar never reaches stdout
