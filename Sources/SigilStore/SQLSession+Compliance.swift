@@ -217,9 +217,9 @@ enum ComplianceDetail {
         case .md5Signature, .sha1Signature:
             return "signed with \(c.signatureAlgorithm); collisions make such signatures forgeable"
         case .expiredInUse:
-            return "expired \(RFC3339.string(c.notAfter)) (\(days(now.timeIntervalSince(c.notAfter))) days ago)\(seen)"
+            return "expired \(RFC3339.string(c.notAfter)) (\(days(now.timeIntervalSince(c.notAfter))) ago)\(seen)"
         case .expiringSoonInUse, .expiringInUse:
-            return "expires \(RFC3339.string(c.notAfter)) (in \(days(c.notAfter.timeIntervalSince(now))) days)\(seen)"
+            return "expires \(RFC3339.string(c.notAfter)) (in \(days(c.notAfter.timeIntervalSince(now))))\(seen)"
         case .selfSignedInUse:
             return "self-signed (issuer = subject) and served as a TLS server's certificate\(seen)"
         case .unknownIssuerInUse:
@@ -228,7 +228,7 @@ enum ComplianceDetail {
             let valid = days(c.notAfter.timeIntervalSince(c.notBefore))
             let rule = policy.maxValidityDays.map { "the policy maximum is \($0) days" }
                 ?? "the CA/B Forum Baseline Requirements (§6.3.2) allowed \(BaselineRequirements.maximumValidityDays(at: c.notBefore)) days at its notBefore"
-            return "valid \(valid) days; \(rule)"
+            return "valid \(valid); \(rule)"
         case .sharedKey:
             return "its public key (SHA-256 \(c.publicKeySHA256?.prefix(16) ?? "")…) is also in \(sharedWith) other certificate\(sharedWith == 1 ? "" : "s")"
         case .rsa2048AfterSunset:
@@ -239,7 +239,11 @@ enum ComplianceDetail {
         }
     }
 
-    static func days(_ interval: TimeInterval) -> Int { Int((interval / 86_400).rounded(.down)) }
+    /// Whole days, as text: "1 day", "30 days".
+    static func days(_ interval: TimeInterval) -> String {
+        let n = Int((interval / 86_400).rounded(.down))
+        return n == 1 ? "1 day" : "\(n) days"
+    }
 }
 
 /// What the store records about a certificate's key, read from its PEM.

@@ -416,7 +416,7 @@ public enum StoreContract {
                        "\(result.check.rawValue): found \(found.sorted()) (count \(result.count)), expected \((expected[result.check] ?? []).sorted())")
         }
         let expired = report.results.first { $0.check == .expiredInUse }!.findings[0]
-        try expect(expired.sightings.map(\.location) == ["10.0.0.1:443"] && expired.detail.contains("1 days ago"), "a finding carries its sightings: \(expired.detail)")
+        try expect(expired.sightings.map(\.location) == ["10.0.0.1:443"] && expired.detail.contains("(1 day ago)"), "a finding carries its sightings: \(expired.detail)")
         let shared = report.results.first { $0.check == .sharedKey }!.findings
         try expect(shared.first { $0.certificate.serial == "g1" }?.related == [fp("g2")], "a shared key names the other certificate")
         // In scope: not revoked, and valid or in use (c1 expired but in use; c2, d3 do not count as in use).
