@@ -66,7 +66,14 @@ struct ComplianceReportCommand: AsyncParsableCommand {
     func run() async throws {
         let policy = CompliancePolicy(seenWithin: try Self.duration(seenWithin, flag: "--seen-within"),
                                       expiringWithin: try Self.duration(expiringWithin, flag: "--expiring-within"), maxValidityDays: maxValidity)
-        let workspace = try await Workspace.open(home, create: false, databasePath: database)
+        // A report reads: it never creates a database where none is.
+        let settings = try SigilConfiguration.load(home: home.path)
+        let location = Workspace.databaseLocation(home: home.path, flag: database, file: settings.database)
+        if FileManager.default.fileExists(atPath: home.path), case .sqlite(let path)? = try? DatabaseURL.parse(location),
+           !FileManager.default.fileExists(atPath: path) {
+            throw SigilError.badInput("there is no SQLite database at \(path)")
+        }
+        let workspace = try await Workspace.open(home, create: false, configuration: settings, databasePath: database)
         let report: ComplianceReport
         do {
             let now = workspace.authority.clock.now()

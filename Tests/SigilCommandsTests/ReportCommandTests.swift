@@ -169,6 +169,12 @@ struct ReportCommandTests {
         #expect(dir.entries().isEmpty, "a refused run writes nothing")
         let missing = await sigil(["report", "compliance"], environment: ["SIGIL_HOME": dir.file("nowhere")])
         #expect(missing.code == 2 && missing.err.contains("does not exist"), "\(missing.err)")
+        // A home without a database, or a --database that is not there: exit 2, and no database is created.
+        let empty = await sigil(["report", "compliance", "--home", dir.path], environment: [:])
+        #expect(empty.code == 2 && empty.err.contains("there is no SQLite database at \(dir.path)/sigil.db"), "\(empty.err)")
+        let absent = await sigil(["report", "compliance", "--database", dir.file("other.db")], environment: env)
+        #expect(absent.code == 2 && absent.err.contains("there is no SQLite database"), "\(absent.err)")
+        #expect(dir.entries().isEmpty, "nothing created")
     }
 }
 
