@@ -1,4 +1,5 @@
 import Foundation
+import SigilAgent
 import SigilCore
 
 /// Writes files so that a reader sees the old content or the new, never a part:
@@ -23,27 +24,7 @@ public struct FileTransaction {
         if !overwrite, FileManager.default.fileExists(atPath: path) {
             throw SigilError(.alreadyExists, "\(path) already exists; use --force to replace it")
         }
-        let url = URL(fileURLWithPath: path)
-        let directory = url.deletingLastPathComponent().path
-        var template = Array("\(directory)/.\(url.lastPathComponent).tmp-XXXXXX".utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard fd >= 0 else {
-            throw SigilError(.io, "cannot write \(path): \(String(cString: strerror(errno)))")
-        }
-        let temporary = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        var ok = fchmod(fd, mode) == 0
-        var written = 0
-        while ok, written < bytes.count {
-            let n = bytes[written...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { ok = false } else { written += n }
-        }
-        let saved = errno
-        if ok { ok = fsync(fd) == 0 }
-        close(fd)
-        guard ok else {
-            unlink(temporary)
-            throw SigilError(.io, "cannot write \(path): \(String(cString: strerror(saved)))")
-        }
+        let temporary = try AtomicFile.writeTemporary(bytes, beside: path, mode: mode, suffix: "tmp")
         staged.append(Staged(temporary: temporary, destination: path, overwrite: overwrite))
     }
 
@@ -74,10 +55,7 @@ public struct FileTransaction {
             if !directories.contains(directory) { directories.append(directory) }
         }
         // One fsync per directory makes every rename in it durable.
-        for directory in directories {
-            let dirfd = open(directory, O_RDONLY)
-            if dirfd >= 0 { fsync(dirfd); close(dirfd) }
-        }
+        for directory in directories { AtomicFile.syncDirectory(directory) }
     }
 
     /// Deletes every staged temporary file.

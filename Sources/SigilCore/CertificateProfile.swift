@@ -16,6 +16,11 @@ public struct CertificateProfile: Sendable, Equatable, Codable {
     public var pathLength: Int?
     public var defaultDays: Int
     public var maxDays: Int
+    /// A lifetime finer than whole days (`default_validity: 10m`); when set it replaces
+    /// `defaultDays` for requests that name no number of days.
+    public var defaultValidity: ValidityPeriod?
+    /// A cap finer than whole days (`max_validity: 2h`); when set it replaces `maxDays`.
+    public var maxValidity: ValidityPeriod?
     /// Key types allowed (`--key-type` names); empty means every type Sigil supports.
     public var allowedKeyTypes: [String]
     /// Name patterns (see `NamePattern`); empty means any syntactically valid name.
@@ -43,6 +48,7 @@ public struct CertificateProfile: Sendable, Equatable, Codable {
         case name, description, isCA = "is_ca", policies
         case keyUsage = "key_usage", rsaKeyEncipherment = "rsa_key_encipherment", extendedKeyUsage = "extended_key_usage"
         case pathLength = "path_length", defaultDays = "default_days", maxDays = "max_days", allowedKeyTypes = "allowed_key_types"
+        case defaultValidity = "default_validity", maxValidity = "max_validity"
         case allowedNames = "allowed_names", deniedNames = "denied_names", allowedSANTypes = "allowed_san_types", requireSAN = "require_san"
         case requiredSubject = "required_subject", keepCommonName = "keep_common_name", keepSubjectAttributes = "keep_subject_attributes"
         case requireApproval = "require_approval", cabForumBaselineRequirements = "cabf_baseline_requirements"
@@ -122,6 +128,8 @@ public struct ProfileOverride: Sendable, Equatable, Codable {
     public var extendedKeyUsage: [String]?
     public var defaultDays: Int?
     public var maxDays: Int?
+    public var defaultValidity: ValidityPeriod?
+    public var maxValidity: ValidityPeriod?
     public var allowedKeyTypes: [String]?
     public var allowedNames: [String]?
     public var deniedNames: [String]?
@@ -137,6 +145,7 @@ public struct ProfileOverride: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey {
         case base, description
         case keyUsage = "key_usage", extendedKeyUsage = "extended_key_usage", defaultDays = "default_days", maxDays = "max_days"
+        case defaultValidity = "default_validity", maxValidity = "max_validity"
         case allowedKeyTypes = "allowed_key_types", allowedNames = "allowed_names", deniedNames = "denied_names"
         case allowedSANTypes = "allowed_san_types", requireSAN = "require_san", requiredSubject = "required_subject"
         case keepCommonName = "keep_common_name", keepSubjectAttributes = "keep_subject_attributes"
@@ -154,8 +163,11 @@ public struct ProfileOverride: Sendable, Equatable, Codable {
         if let v = description { p.description = v }
         if let v = keyUsage { p.keyUsage = v }
         if let v = extendedKeyUsage { p.extendedKeyUsage = v }
-        if let v = defaultDays { p.defaultDays = v }
-        if let v = maxDays { p.maxDays = v }
+        // A whole-day setting here overrides a finer one inherited from the base, and vice versa.
+        if let v = defaultDays { p.defaultDays = v; p.defaultValidity = nil }
+        if let v = maxDays { p.maxDays = v; p.maxValidity = nil }
+        if let v = defaultValidity { p.defaultValidity = v }
+        if let v = maxValidity { p.maxValidity = v }
         if let v = allowedKeyTypes { p.allowedKeyTypes = v }
         if let v = allowedNames { p.allowedNames = v }
         if let v = deniedNames { p.deniedNames = v }
@@ -183,10 +195,31 @@ extension CertificateProfile {
             do { _ = try NamePattern(pattern) } catch let error as SigilError { problems.append(error.message) }
         }
         if defaultDays < 1 || maxDays < 1 { problems.append("validity must be at least one day") }
-        if defaultDays > maxDays { problems.append("default_days (\(defaultDays)) exceeds max_days (\(maxDays))") }
+        if defaultValidity == nil, maxValidity == nil, defaultDays > maxDays {
+            problems.append("default_days (\(defaultDays)) exceeds max_days (\(maxDays))")
+        }
+        for (key, value) in [("default_validity", defaultValidity), ("max_validity", maxValidity)] {
+            if let value, value < CertificateProfile.minimumValidity {
+                problems.append("\(key) (\(value)) is shorter than the minimum of \(CertificateProfile.minimumValidity)")
+            }
+        }
+        if defaultValidity != nil || maxValidity != nil, effectiveDefaultValidity > effectiveMaxValidity {
+            problems.append("the default validity (\(effectiveDefaultValidity)) exceeds the maximum (\(effectiveMaxValidity))")
+        }
         for policy in policies where (try? ASN1ObjectIdentifier(dotRepresentation: policy)) == nil { problems.append("invalid policy OID '\(policy)'") }
         if !problems.isEmpty { throw SigilError(.badInput, "profile '\(name)' is invalid", reasons: problems) }
     }
+}
+
+extension CertificateProfile {
+    /// Shorter lifetimes leave no room for clock skew or a renewal.
+    public static let minimumValidity = ValidityPeriod(seconds: 60)
+
+    /// The lifetime of a certificate issued without a requested number of days.
+    public var effectiveDefaultValidity: ValidityPeriod { defaultValidity ?? .days(defaultDays) }
+
+    /// The longest lifetime this profile allows (before the Baseline Requirements' cap).
+    public var effectiveMaxValidity: ValidityPeriod { maxValidity ?? .days(maxDays) }
 }
 
 /// The Baseline Requirements' maximum validity for TLS subscriber certificates

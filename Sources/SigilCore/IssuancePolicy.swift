@@ -271,6 +271,9 @@ public struct ValidityRule: PolicyRule {
     public init() {}
     public func apply(_ csr: CertificationRequest, _ context: PolicyContext, _ plan: inout IssuancePlan, _ findings: inout PolicyFindings) {
         let profile = context.profile
+        if profile.defaultValidity != nil || profile.maxValidity != nil {
+            return applyFine(context, &plan, &findings)
+        }
         var maximum = profile.maxDays
         var source = "profile '\(profile.name)'"
         if profile.cabForumBaselineRequirements {
@@ -287,6 +290,38 @@ public struct ValidityRule: PolicyRule {
         plan.notBefore = start
         // RFC 5280 §4.1.2.5: both ends are inclusive, so N days end one second early.
         plan.notAfter = start.addingTimeInterval(Double(max(days, 1)) * 86_400 - 1)
+        checkIssuer(context, plan, &findings)
+    }
+
+    /// Lifetimes from `default_validity` / `max_validity` (seconds, not days). The backdate
+    /// shrinks to a tenth of a short lifetime so that it does not eat most of it.
+    private func applyFine(_ context: PolicyContext, _ plan: inout IssuancePlan, _ findings: inout PolicyFindings) {
+        let profile = context.profile
+        var maximum = profile.effectiveMaxValidity
+        var source = "profile '\(profile.name)'"
+        if profile.cabForumBaselineRequirements {
+            let br = ValidityPeriod.days(BaselineRequirements.maximumValidityDays(at: context.now))
+            if br < maximum { maximum = br; source = "the CA/Browser Forum Baseline Requirements (6.3.2) on this date" }
+        }
+        let lifetime: ValidityPeriod
+        if let days = context.requestedDays {
+            lifetime = .days(days)
+            if days < 1 { findings.violations.append("validity of \(days) days: at least 1 day is required") }
+        } else {
+            lifetime = min(profile.effectiveDefaultValidity, maximum)
+        }
+        if lifetime > maximum {
+            findings.violations.append("validity of \(lifetime) exceeds the maximum of \(maximum) set by \(source)")
+        }
+        let seconds = max(lifetime.seconds, CertificateProfile.minimumValidity.seconds)
+        let backdate = min(ValidityRule.backdate, (TimeInterval(seconds) / 10).rounded(.down))
+        let start = ASN1Time.truncate(context.now.addingTimeInterval(-backdate))
+        plan.notBefore = start
+        plan.notAfter = start.addingTimeInterval(TimeInterval(seconds) - 1)
+        checkIssuer(context, plan, &findings)
+    }
+
+    private func checkIssuer(_ context: PolicyContext, _ plan: IssuancePlan, _ findings: inout PolicyFindings) {
         if let issuerEnd = context.issuerNotAfter, plan.notAfter > issuerEnd {
             findings.violations.append("the certificate would outlive its issuer (the issuer expires \(RFC3339.string(issuerEnd)))")
         }
