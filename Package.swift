@@ -182,7 +182,7 @@ let package = Package(
             .product(name: "X509", package: "swift-certificates"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        .testTarget(name: "SigilCommandsTests", dependencies: ["SigilCommands", "SigilCore", "SigilTesting"]),
+        .testTarget(name: "SigilCommandsTests", dependencies: ["SigilCommands", "SigilCore", "SigilTesting", "SigilStore", "SigilAuthority"]),
         .testTarget(name: "SigilDiscoveryTests", dependencies: [
             "SigilDiscovery", "SigilAuthority", "SigilStore", "SigilCore", "SigilTesting",
             .product(name: "NIOCore", package: "swift-nio"),

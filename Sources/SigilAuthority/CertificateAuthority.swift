@@ -327,6 +327,7 @@ extension CertificateRecord {
             notBefore: certificate.notBefore, notAfter: certificate.notAfter, keyType: keyType?.description ?? "unknown",
             keyAlgorithm: keyType?.algorithmName ?? "unknown", keySize: keyType?.size ?? 0,
             signatureAlgorithm: certificate.signatureAlgorithm.description, fingerprint: certificate.sha256Fingerprint,
-            source: source, profile: profile, owner: owner, tags: tags, pem: certificate.pemString, requestID: requestID, createdAt: now)
+            source: source, profile: profile, owner: owner, tags: tags, pem: certificate.pemString, requestID: requestID, createdAt: now,
+            publicKeySHA256: certificate.publicKeySHA256, isCA: certificate.isCertificateAuthority)
     }
 }

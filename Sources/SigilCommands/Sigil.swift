@@ -13,7 +13,7 @@ public struct Sigil: AsyncParsableCommand {
             (malformed file, wrong passphrase, unknown key type); 3 the request waits for approval.
             """,
         version: SigilVersion.current,
-        subcommands: [KeyCommand.self, CSRCommand.self, CACommand.self, CertCommand.self, RequestCommand.self, AuditCommand.self, TokenCommand.self, CRLCommand.self, ACMECommand.self, ServeCommand.self, MigrateCommand.self, StoreCommand.self, AgentCommand.self, ScanCommand.self, ImportCommand.self, NotifyCommand.self]
+        subcommands: [KeyCommand.self, CSRCommand.self, CACommand.self, CertCommand.self, RequestCommand.self, AuditCommand.self, TokenCommand.self, CRLCommand.self, ACMECommand.self, ServeCommand.self, MigrateCommand.self, StoreCommand.self, AgentCommand.self, ScanCommand.self, ImportCommand.self, ReportCommand.self, NotifyCommand.self]
     )
 
     public init() {}

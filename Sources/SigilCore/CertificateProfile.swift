@@ -226,9 +226,13 @@ extension CertificateProfile {
 /// (BR §6.3.2 as amended by ballot SC-081): 398 days, then 200 from 2026-03-15,
 /// 100 from 2027-03-15, 47 from 2029-03-15.
 public enum BaselineRequirements {
+    /// The limit before the first step.
+    public static let initialMaximumDays = 398
+    /// (Unix time the step takes effect, maximum days from then), in time order.
+    public static let steps: [(start: Int64, days: Int)] = [(1_773_532_800, 200), (1_805_068_800, 100), (1_868_140_800, 47)]
+
     public static func maximumValidityDays(at date: Date) -> Int {
-        let steps: [(Int64, Int)] = [(1_773_532_800, 200), (1_805_068_800, 100), (1_868_140_800, 47)]
-        var days = 398
+        var days = initialMaximumDays
         for (start, limit) in steps where Int64(date.timeIntervalSince1970) >= start { days = limit }
         return days
     }

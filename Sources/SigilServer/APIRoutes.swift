@@ -65,6 +65,7 @@ public enum APIRoutes {
         APIRoute(method: .get, path: "/api/v1/issuers/{name}/chain", permission: .catalogRead, handler: getIssuerChain),
         APIRoute(method: .get, path: "/api/v1/audit", permission: .auditRead, handler: listAudit),
         APIRoute(method: .get, path: "/api/v1/audit/verify", permission: .auditRead, handler: verifyAudit),
+        APIRoute(method: .get, path: "/api/v1/reports/compliance", permission: .auditRead, handler: ComplianceAPI.report),
         APIRoute(method: .get, path: "/api/v1/tokens", permission: .tokensManage, handler: listTokens),
         APIRoute(method: .post, path: "/api/v1/tokens", permission: .tokensManage, handler: createToken),
         APIRoute(method: .delete, path: "/api/v1/tokens/{id}", permission: .tokensManage, handler: revokeToken),
@@ -360,8 +361,8 @@ enum Cursor {
 }
 
 /// `30d`, `12h`, `90m`, `45s`, `2w`.
-enum DurationText {
-    static func parse(_ text: String) throws -> TimeInterval {
+public enum DurationText {
+    public static func parse(_ text: String) throws -> TimeInterval {
         let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800]
         guard let last = text.last, let unit = units[last], let value = Double(text.dropLast()), value >= 0, value < 1e7 else {
             throw Problem(.malformedRequest, "invalid duration '\(text)'")

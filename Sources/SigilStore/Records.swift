@@ -91,12 +91,17 @@ public struct CertificateRecord: Sendable, Equatable, Codable {
     /// The CRL shard chosen at issuance (its URL is in the certificate), or nil.
     public var crlShard: Int?
     public var createdAt: Date
+    /// SHA-256 of the DER SubjectPublicKeyInfo, lowercase hex: finds one key in several certificates.
+    /// nil: not known yet (the store fills it from `pem` on insert).
+    public var publicKeySHA256: String?
+    /// basicConstraints cA (RFC 5280 §4.2.1.9); nil: not known yet (filled on insert).
+    public var isCA: Bool?
 
     public init(serial: String, issuer: String, subject: String, commonName: String?, sans: [String], notBefore: Date, notAfter: Date,
                 keyType: String, keyAlgorithm: String, keySize: Int, signatureAlgorithm: String, fingerprint: String,
                 storedStatus: StoredCertificateStatus = .active, source: CertificateSource, profile: String?, owner: String? = nil,
                 tags: [String] = [], pem: String, requestID: String? = nil, revokedAt: Date? = nil, revocationReason: Int? = nil,
-                invalidityDate: Date? = nil, crlShard: Int? = nil, createdAt: Date) {
+                invalidityDate: Date? = nil, crlShard: Int? = nil, createdAt: Date, publicKeySHA256: String? = nil, isCA: Bool? = nil) {
         self.serial = serial
         self.issuer = issuer
         self.subject = subject
@@ -121,6 +126,8 @@ public struct CertificateRecord: Sendable, Equatable, Codable {
         self.invalidityDate = invalidityDate
         self.crlShard = crlShard
         self.createdAt = createdAt
+        self.publicKeySHA256 = publicKeySHA256
+        self.isCA = isCA
     }
 
     public func status(at now: Date) -> CertificateStatus {
@@ -449,27 +456,6 @@ public struct AuditFilter: Sendable {
         self.until = until
         self.beforeSeq = beforeSeq
         self.limit = limit
-    }
-}
-
-/// One compliance check over the inventory, with its count and a few of the certificates it found.
-public struct ComplianceFinding: Sendable {
-    public var id: String
-    public var title: String
-    /// `high`, `medium`, `low` or `info`.
-    public var severity: String
-    /// The controls it bears on.
-    public var controls: String
-    public var count: Int
-    public var examples: [CertificateRecord]
-
-    public init(id: String, title: String, severity: String, controls: String, count: Int, examples: [CertificateRecord]) {
-        self.id = id
-        self.title = title
-        self.severity = severity
-        self.controls = controls
-        self.count = count
-        self.examples = examples
     }
 }
 

@@ -80,46 +80,6 @@ extension SQLSession {
         return stats
     }
 
-    // MARK: Compliance
-
-    public func complianceFindings(now: Date, examples: Int) async throws -> [ComplianceFinding] {
-        let t = seconds(now)
-        let checks: [(String, String, String, String, SQLQueryString)] = [
-            ("weak-key", "Weak keys (RSA under 2048 bits, ECDSA under 256 bits)", "high",
-             "NIST SP 800-57 Part 1 r5 §5.6; NIST SP 800-52r2 §3.3.1; PCI DSS v4.0 4.2.1",
-             "status = 'active' AND ((key_algorithm = 'RSA' AND key_size < 2048) OR (key_algorithm = 'ECDSA' AND key_size < 256))"),
-            ("weak-signature", "SHA-1 or MD5 signatures", "high", "NIST SP 800-131A r2 §9; NIST SP 800-52r2 §3.3.2; PCI DSS v4.0 4.2.1",
-             "status = 'active' AND (LOWER(signature_algorithm) LIKE '%sha1%' OR LOWER(signature_algorithm) LIKE '%sha-1%' OR LOWER(signature_algorithm) LIKE '%md5%')"),
-            ("long-validity", "Validity longer than 398 days (end-entity)", "medium", "CA/B Forum BR §6.3.2; PCI DSS v4.0 4.2.1",
-             "status = 'active' AND (profile IS NULL OR profile <> 'sub-ca') AND not_after - not_before > \(bind: Int64(398 * 86_400))"),
-            ("expired", "Expired certificates still in the inventory as active", "medium",
-             "PCI DSS v4.0 4.2.1 (certificates confirmed valid and not expired); ISO/IEC 27001:2022 A.8.24",
-             "status = 'active' AND not_after <= \(bind: t)"),
-            ("expiring", "Expiring within 30 days", "low", "PCI DSS v4.0 4.2.1.1 (inventory of trusted keys and certificates)",
-             "status = 'active' AND not_after > \(bind: t) AND not_after <= \(bind: t + 30 * 86_400)"),
-            ("unknown-issuer", "Certificates from issuers Sigil does not manage", "medium", "ISO/IEC 27001:2022 A.8.24; PCI DSS v4.0 4.2.1.1",
-             "status = 'active' AND source <> 'issued' AND issuer NOT IN (SELECT name FROM issuers)"),
-            ("wildcard", "Wildcard names", "low", "NIST SP 1800-16 §2.3 (wildcard certificates widen the blast radius of a key)",
-             "status = 'active' AND sans LIKE '%DNS:*.%'"),
-            ("quantum-vulnerable", "Keys a quantum computer breaks (RSA, ECDSA, EdDSA) — crypto-agility", "info",
-             "NIST IR 8547 (transition to post-quantum cryptography); ISO/IEC 27001:2022 A.8.24",
-             "status = 'active' AND not_after > \(bind: t) AND key_algorithm <> 'ML-DSA'"),
-        ]
-        var findings: [ComplianceFinding] = []
-        for (id, title, severity, controls, condition) in checks {
-            var countSQL = SQLQueryString("SELECT COUNT(*) AS n FROM certificates WHERE ")
-            countSQL.appendInterpolation(condition)
-            let count = Int(try await db.raw(countSQL).first()?.decode(column: "n", as: Int64.self) ?? 0)
-            var examplesSQL = SQLQueryString("SELECT * FROM certificates WHERE ")
-            examplesSQL.appendInterpolation(condition)
-            examplesSQL.appendLiteral(" ORDER BY not_after LIMIT ")
-            examplesSQL.appendInterpolation(bind: examples)
-            let rows = count == 0 ? [] : try await db.raw(examplesSQL).all().map(decodeCertificate)
-            findings.append(ComplianceFinding(id: id, title: title, severity: severity, controls: controls, count: count, examples: rows))
-        }
-        return findings
-    }
-
     // MARK: Audit
 
     public func auditEntries(_ filter: AuditFilter) async throws -> [AuditEntry] {

@@ -38,7 +38,7 @@ extension SQLSession {
             """).all().map(sighting)
     }
 
-    private func sighting(_ row: any SQLRow) throws -> CertificateSighting {
+    func sighting(_ row: any SQLRow) throws -> CertificateSighting {
         CertificateSighting(
             fingerprint: try row.decode(column: "fingerprint", as: String.self),
             location: try row.decode(column: "location", as: String.self),

@@ -90,17 +90,18 @@ public struct SQLSession: StoreSession {
     // MARK: Certificates
 
     public func insertCertificate(_ c: CertificateRecord) async throws {
+        let c = c.withKeyFacts()
         try await mapDuplicate("certificate \(c.serial) from \(c.issuer) (fingerprint \(c.fingerprint)) is already recorded") {
             try await db.raw("""
                 INSERT INTO certificates (fingerprint, serial, issuer, subject, common_name, sans, not_before, not_after, key_type,
                     key_algorithm, key_size, signature_algorithm, status, source, profile, owner, tags, pem, request_id, revoked_at,
-                    revocation_reason, created_at, crl_shard)
+                    revocation_reason, created_at, crl_shard, public_key_sha256, is_ca)
                 VALUES (\(bind: c.fingerprint), \(bind: c.serial), \(bind: c.issuer), \(bind: c.subject), \(bind: c.commonName),
                     \(bind: json(c.sans)), \(bind: seconds(c.notBefore)), \(bind: seconds(c.notAfter)), \(bind: c.keyType),
                     \(bind: c.keyAlgorithm), \(bind: c.keySize), \(bind: c.signatureAlgorithm), \(bind: c.storedStatus.rawValue),
                     \(bind: c.source.rawValue), \(bind: c.profile), \(bind: c.owner), \(bind: json(c.tags)), \(bind: c.pem),
                     \(bind: c.requestID), \(bind: c.revokedAt.map(seconds)), \(bind: c.revocationReason), \(bind: seconds(c.createdAt)),
-                    \(bind: c.crlShard))
+                    \(bind: c.crlShard), \(bind: c.publicKeySHA256), \(bind: c.isCA.map { $0 ? 1 : 0 }))
                 """).run()
         }
         try await indexNames(of: c)
@@ -336,7 +337,9 @@ public struct SQLSession: StoreSession {
             revocationReason: try row.decode(column: "revocation_reason", as: Int?.self),
             invalidityDate: try row.decode(column: "invalidity_date", as: Int64?.self).map(date),
             crlShard: try row.decode(column: "crl_shard", as: Int?.self),
-            createdAt: date(try row.decode(column: "created_at", as: Int64.self)))
+            createdAt: date(try row.decode(column: "created_at", as: Int64.self)),
+            publicKeySHA256: try row.decode(column: "public_key_sha256", as: String?.self),
+            isCA: try row.decode(column: "is_ca", as: Int?.self).map { $0 != 0 })
     }
 
     public func revokedEntries(issuer: String, shard: Int?, afterFingerprint: String?, limit: Int) async throws -> [RevokedEntry] {

@@ -124,8 +124,6 @@ public protocol StoreSession: Sendable {
     func certificateStatistics(now: Date) async throws -> CertificateStatistics
     /// Audit entries newest first.
     func auditEntries(_ filter: AuditFilter) async throws -> [AuditEntry]
-    /// The inventory checks the compliance view shows, each with up to `examples` certificates.
-    func complianceFindings(now: Date, examples: Int) async throws -> [ComplianceFinding]
 
     func setting(_ name: String) async throws -> String?
     /// Throws `.duplicate` when the setting exists (the first writer wins).
@@ -138,6 +136,11 @@ public protocol StoreSession: Sendable {
     func sightings(fingerprint: String) async throws -> [CertificateSighting]
     /// Sightings seen at or after `since`, most recently seen first, at most `limit`.
     func sightings(seenSince since: Date, limit: Int) async throws -> [CertificateSighting]
+
+    // Compliance: the one engine behind `sigil report compliance`, the dashboard and the REST API.
+    /// Every check of `ComplianceCheck` over the inventory at `now`, with the crypto-agility
+    /// counts. `examples`: at most this many findings per check (counts stay exact); nil: all.
+    func complianceReport(_ policy: CompliancePolicy, now: Date, examples: Int?) async throws -> ComplianceReport
 
     // notifications (issue 7 item 2)
     /// The last audit sequence number turned into events; nil before the first start.

@@ -27,6 +27,7 @@ public enum StoreContract {
         ("ACME accounts, orders, authorizations, EAB keys, nonces and settings", acme),
         ("dashboard sessions, indexed search, keyset pages, statistics, audit filters", dashboard),
         ("sightings are recorded once per place and move last-seen", sightings),
+        ("the compliance report finds exactly the seeded problems", compliance),
         ("notification cursor, expiry marks and outbox", notifications),
     ]
 
@@ -315,9 +316,8 @@ public enum StoreContract {
         try expect(stats.active == 30 && stats.expiring7 == 6 && stats.expiring30 == 29 && stats.expiryByWeek.reduce(0, +) == 30,
                    "statistics: \(stats.active) active, \(stats.expiring7) within 7 days, \(stats.expiring30) within 30")
         try expect(stats.issuedByDay.last == 30 && stats.byIssuer["ca"] == 30, "issuance per day and per issuer")
-        let findings = try await store.read { try await $0.complianceFindings(now: epoch, examples: 3) }
-        try expect(findings.first { $0.id == "quantum-vulnerable" }?.count == 30, "every ECDSA key is quantum-vulnerable")
-        try expect(findings.first { $0.id == "expiring" }?.examples.count == 3, "findings carry examples")
+        let report = try await store.read { try await $0.complianceReport(CompliancePolicy(), now: epoch, examples: 3) }
+        try expect(report.agility.quantumVulnerable == 30 && report.agility.postQuantum == 0, "every ECDSA key is quantum-vulnerable")
         let issued = try await store.read { try await $0.auditEntries(AuditFilter(action: "certificate.", limit: 100)) }
         try expect(issued.count == 15 && issued.first!.seq > issued.last!.seq, "audit filter by action prefix, newest first")
     }
@@ -348,5 +348,97 @@ public enum StoreContract {
         try expect(seen[1] == file, "the file sighting reads back")
         try expect(try await store.read { try await $0.sightings(seenSince: later, limit: 10) }.map(\.location) == ["www.example.com:443"], "seen since")
         try expect(try await store.read { try await $0.sightings(fingerprint: "f2") }.isEmpty, "no sightings for an unknown certificate")
+    }
+
+    /// One certificate per check (and some that must not be found), each finding known in advance.
+    static func compliance(_ store: any Store) async throws {
+        let day = 86_400.0
+        func cert(_ serial: String, cn: String? = nil, issuer: String = "ca", subject: String? = nil, notBefore: Double = -10, notAfter: Double = 90,
+                  key: (String, Int) = ("ECDSA", 256), signature: String = "ecdsa-with-SHA256", sans: [String]? = nil, spki: String? = nil,
+                  ca: Bool = false, source: CertificateSource = .imported) -> CertificateRecord {
+            let name = cn ?? "\(serial).example.com"
+            var r = certificate(serial: serial, issuer: issuer, cn: name)
+            r.subject = subject ?? "/CN=\(name)"
+            r.sans = sans ?? ["DNS:\(name)"]
+            r.notBefore = epoch.addingTimeInterval(notBefore * day)
+            r.notAfter = epoch.addingTimeInterval(notAfter * day)
+            (r.keyAlgorithm, r.keySize) = key
+            r.signatureAlgorithm = signature
+            r.publicKeySHA256 = spki ?? String(repeating: "0", count: 64 - serial.count) + serial
+            r.isCA = ca
+            r.source = source
+            return r
+        }
+        let records = [
+            cert("a1", key: ("RSA", 1024)),                                               // weak-key
+            cert("a2", key: ("ECDSA", 192)),                                              // weak-key
+            cert("b1", key: ("RSA", 2048), signature: "sha1WithRSAEncryption"),          // sha1-signature
+            cert("b2", key: ("RSA", 2048), signature: "md5WithRSAEncryption"),           // md5-signature
+            cert("c1", notBefore: -100, notAfter: -1),                                    // expired-in-use
+            cert("c2", notBefore: -100, notAfter: -1),                                    // expired, not in use: nothing
+            cert("d1", notAfter: 3),                                                      // expiring-soon-in-use
+            cert("d2", notAfter: 20),                                                     // expiring-in-use
+            cert("d3", notAfter: 20),                                                     // expiring, seen 40 days ago: nothing
+            cert("e1", issuer: "/CN=self", subject: "/CN=self"),                          // self-signed-in-use
+            cert("e2", issuer: "/CN=Nobody CA"),                                          // unknown-issuer-in-use
+            cert("e3", issuer: "/CN=Known CA"),                                           // known issuer: nothing
+            cert("e4", cn: "Known CA", issuer: "/CN=Root", subject: "/CN=Known CA", notAfter: 1000, sans: [], ca: true),
+            cert("f1", cn: "*.example.com"),                                              // wildcard
+            cert("g1", spki: "shared"), cert("g2", spki: "shared"),                       // shared-key (both)
+            cert("h1", notAfter: 300),                                                    // long-validity (200 days allowed at 2027-01-15)
+            cert("i1", notAfter: 2400, key: ("RSA", 2048), sans: [], ca: true),          // rsa-2048-after-2030 (a CA: no validity finding)
+            cert("j1", key: ("ML-DSA", 65), signature: "ML-DSA-65"),                      // clean
+            cert("k1", key: ("RSA", 1024)),                                               // revoked below: nothing
+        ]
+        try await store.write { session in
+            try await session.insertIssuer(issuer("ca"))
+            for r in records { try await session.insertCertificate(r) }
+            try await session.updateCertificateRevocation(fingerprint: records.last!.fingerprint, status: .revoked, revokedAt: epoch, reason: 1, invalidityDate: nil)
+        }
+        func fp(_ serial: String) -> String { records.first { $0.serial == serial }!.fingerprint }
+        func seen(_ serial: String, daysAgo: Double = 1, position: Int = 0) -> CertificateSighting {
+            CertificateSighting(fingerprint: fp(serial), location: "10.0.0.1:443", serverName: "\(serial).example.com", kind: .tls, host: "10.0.0.1", port: 443,
+                                chainPosition: position, firstSeen: epoch.addingTimeInterval(-daysAgo * day), lastSeen: epoch.addingTimeInterval(-daysAgo * day))
+        }
+        let sightings = [seen("c1"), seen("d1"), seen("d2"), seen("d3", daysAgo: 40), seen("e1"), seen("e2"), seen("e3"), seen("e4", position: 1),
+                         CertificateSighting(fingerprint: fp("c2"), location: "/etc/ssl/c2.pem", kind: .file, path: "/etc/ssl/c2.pem", firstSeen: epoch, lastSeen: epoch)]
+        try await store.write { session in for s in sightings { try await session.recordSighting(s) } }
+
+        let report = try await store.read { try await $0.complianceReport(CompliancePolicy(), now: epoch, examples: nil) }
+        let expected: [ComplianceCheck: Set<String>] = [
+            .weakKey: ["a1", "a2"], .sha1Signature: ["b1"], .md5Signature: ["b2"], .expiredInUse: ["c1"], .expiringSoonInUse: ["d1"],
+            .expiringInUse: ["d2"], .selfSignedInUse: ["e1"], .unknownIssuerInUse: ["e2"], .wildcard: ["f1"], .sharedKey: ["g1", "g2"],
+            .longValidity: ["h1"], .rsa2048AfterSunset: ["i1"],
+        ]
+        try expect(report.results.map(\.check) == ComplianceCheck.allCases, "every check reported, in order")
+        for result in report.results {
+            let found = Set(result.findings.map(\.certificate.serial))
+            try expect(found == expected[result.check] ?? [] && result.count == found.count,
+                       "\(result.check.rawValue): found \(found.sorted()) (count \(result.count)), expected \((expected[result.check] ?? []).sorted())")
+        }
+        let expired = report.results.first { $0.check == .expiredInUse }!.findings[0]
+        try expect(expired.sightings.map(\.location) == ["10.0.0.1:443"] && expired.detail.contains("(1 day ago)"), "a finding carries its sightings: \(expired.detail)")
+        let shared = report.results.first { $0.check == .sharedKey }!.findings
+        try expect(shared.first { $0.certificate.serial == "g1" }?.related == [fp("g2")], "a shared key names the other certificate")
+        // In scope: not revoked, and valid or in use (c1 expired but in use; c2, d3 do not count as in use).
+        try expect(report.inventory == records.count && report.inScope == records.count - 2 && report.inUse == 7,
+                   "inventory \(report.inventory), in scope \(report.inScope), in use \(report.inUse)")
+        try expect(report.agility.postQuantum == 1 && report.agility.quantumVulnerable == report.inScope - 1, "crypto agility: \(report.agility)")
+        try expect(report.agility.keys.first { $0.name == "RSA 2048" }?.count == 3, "counts by key: \(report.agility.keys)")
+        try expect(report.highestSeverity == .critical, "the highest severity")
+
+        // Examples only: the counts stay exact.
+        let sample = try await store.read { try await $0.complianceReport(CompliancePolicy(), now: epoch, examples: 1) }
+        try expect(sample.results.first { $0.check == .weakKey }.map { ($0.count, $0.findings.count) } ?? (0, 0) == (2, 1), "examples cap the findings, not the count")
+        // The policy moves the windows: 60 days of "seen" makes d3 in use; 2 days of "expiring" and 400 days of validity find nothing.
+        let wide = try await store.read {
+            try await $0.complianceReport(CompliancePolicy(seenWithin: 60 * day, expiringWithin: 2 * day, maxValidityDays: 400), now: epoch, examples: nil)
+        }
+        func serials(_ report: ComplianceReport, _ check: ComplianceCheck) -> Set<String> {
+            Set(report.results.first { $0.check == check }!.findings.map(\.certificate.serial))
+        }
+        try expect(serials(wide, .expiringSoonInUse).isEmpty && serials(wide, .expiringInUse).isEmpty, "a 2-day window: nothing expires within it")
+        try expect(serials(wide, .longValidity).isEmpty, "a 400-day maximum allows h1's 310 days")
+        try expect(wide.inUse == 8, "60 days of sightings count d3 as in use: \(wide.inUse)")
     }
 }

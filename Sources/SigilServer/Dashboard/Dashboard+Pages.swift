@@ -18,7 +18,6 @@ extension Dashboard {
         _ = store
         let snapshot = try await insights.snapshot()
         let stats = snapshot.statistics
-        let findings = snapshot.findings
         let issuers = try await env.authority.issuers()
         var data = try await common(session, title: "Overview")
         data["asOf"] = RFC3339.string(snapshot.computedAt)
@@ -44,8 +43,8 @@ extension Dashboard {
             ["name": i.name, "subject": i.subject, "notAfter": RFC3339.string(i.notAfter), "root": i.isRoot, "status": i.status.rawValue,
              "certificates": stats.byIssuer[i.name] ?? 0]
         }
-        let found = findings.filter { $0.count > 0 }
-        data["findings"] = found.map { ["title": $0.title, "severity": $0.severity, "count": $0.count, "id": $0.id] }
+        let found = snapshot.compliance.results.filter { $0.count > 0 }
+        data["findings"] = found.map { ["title": $0.check.title, "severity": $0.check.severity.rawValue, "count": $0.count, "id": $0.check.rawValue] }
         data["hasFindings"] = !found.isEmpty
         if let audit = await audit.current() {
             data["audit"] = ["ok": audit.ok, "entries": audit.entries, "problem": audit.problem ?? "", "checkedAt": RFC3339.string(audit.checkedAt)]
@@ -347,13 +346,26 @@ extension Dashboard {
     func compliancePage(_ session: DashboardSessions.Active) async throws -> Response {
         let now = env.clock.now()
         let snapshot = try await insights.snapshot()
-        let findings = snapshot.findings
+        let report = snapshot.compliance
         var data = try await common(session, title: "Compliance")
         data["asOf"] = RFC3339.string(snapshot.computedAt)
-        data["findings"] = findings.map { f -> [String: Any] in
-            ["id": f.id, "title": f.title, "severity": f.severity, "controls": f.controls, "count": f.count, "clean": f.count == 0,
-             "examples": f.examples.map { row(for: $0, now: now) }, "more": max(0, f.count - f.examples.count)]
+        data["policy"] = ComplianceLayout.policy(report.policy)
+        data["findings"] = report.results.map { result -> [String: Any] in
+            ["id": result.check.rawValue, "title": result.check.title, "severity": result.check.severity.rawValue, "count": result.count,
+             "clean": result.count == 0, "controls": result.check.controls.map { ["id": $0.id, "title": $0.title] as [String: Any] },
+             "examples": result.findings.map { f -> [String: Any] in
+                 var r = row(for: f.certificate, now: now)
+                 r["detail"] = f.detail
+                 r["places"] = ComplianceLayout.places(f)
+                 return r
+             },
+             "more": max(0, result.count - result.findings.count)]
         }
+        let agility = report.agility
+        data["agility"] = ["total": agility.total, "vulnerable": agility.quantumVulnerable, "postQuantum": agility.postQuantum,
+                           "share": ComplianceLayout.percent(agility.quantumVulnerableShare),
+                           "keys": agility.keys.map { ["name": $0.name, "count": $0.count, "vulnerable": $0.quantumVulnerable] as [String: Any] },
+                           "signatures": agility.signatures.map { ["name": $0.name, "count": $0.count, "vulnerable": $0.quantumVulnerable] as [String: Any] }] as [String: Any]
         return html("compliance", data)
     }
 

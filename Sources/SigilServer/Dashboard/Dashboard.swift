@@ -264,7 +264,8 @@ actor AuditStatusCache {
 actor InsightsCache {
     struct Snapshot: Sendable {
         var statistics: CertificateStatistics
-        var findings: [ComplianceFinding]
+        /// The compliance engine's report with the default policy, a few findings per check.
+        var compliance: ComplianceReport
         var computedAt: Date
     }
 
@@ -272,6 +273,8 @@ actor InsightsCache {
     let clock: any SigilClock
     /// Older figures are recomputed in the background; the page shows when they were taken.
     let freshness: TimeInterval = 30
+    /// Findings the compliance view lists per check (the counts are exact).
+    static let examples = 25
     private var current: Snapshot?
     private var refreshing: Task<Void, Never>?
 
@@ -300,10 +303,10 @@ actor InsightsCache {
     private func compute() async throws -> Snapshot {
         defer { refreshing = nil }
         let now = clock.now()
-        let (statistics, findings) = try await store.read { s in
-            (try await s.certificateStatistics(now: now), try await s.complianceFindings(now: now, examples: 25))
+        let (statistics, compliance) = try await store.read { s in
+            (try await s.certificateStatistics(now: now), try await s.complianceReport(CompliancePolicy(), now: now, examples: Self.examples))
         }
-        let snapshot = Snapshot(statistics: statistics, findings: findings, computedAt: now)
+        let snapshot = Snapshot(statistics: statistics, compliance: compliance, computedAt: now)
         current = snapshot
         return snapshot
     }
