@@ -244,13 +244,6 @@ enum Migrations {
             "CREATE INDEX certificate_sightings_last_seen ON certificate_sightings (last_seen)",
             "CREATE INDEX certificate_sightings_location ON certificate_sightings (location, server_name)",
         ]),
-        // Compliance: which certificates share a key, and which are CAs (an issuer known to the inventory).
-        (9, [
-            "ALTER TABLE certificates ADD COLUMN public_key_sha256 TEXT",
-            "ALTER TABLE certificates ADD COLUMN is_ca INTEGER",
-            "CREATE INDEX certificates_public_key ON certificates (public_key_sha256)",
-            "CREATE INDEX certificates_ca_subject ON certificates (is_ca, subject)",
-        ]),
         // Notifications (issue 7 item 2): expiry notices sent once per certificate and threshold (the
         // primary key is the guarantee, across restarts and nodes), the audit cursor events are read
         // from, and the durable outbox of deliveries (one per event and channel).
@@ -288,6 +281,13 @@ enum Migrations {
             """,
             "CREATE INDEX notification_outbox_due ON notification_outbox (status, next_attempt)",
             "CREATE INDEX notification_outbox_created ON notification_outbox (created_at, id)",
+        ]),
+        // Compliance: which certificates share a key, and which are CAs (an issuer known to the inventory).
+        (9, [
+            "ALTER TABLE certificates ADD COLUMN public_key_sha256 TEXT",
+            "ALTER TABLE certificates ADD COLUMN is_ca INTEGER",
+            "CREATE INDEX certificates_public_key ON certificates (public_key_sha256)",
+            "CREATE INDEX certificates_ca_subject ON certificates (is_ca, subject)",
         ]),
     ]
 
