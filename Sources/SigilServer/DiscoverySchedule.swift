@@ -3,6 +3,7 @@ import Logging
 import ServiceLifecycle
 import SigilCore
 import SigilDiscovery
+import SigilStore
 
 /// `sigil.yaml`'s `discovery:` block: what the server scans and imports on a schedule.
 ///
@@ -39,7 +40,9 @@ public struct DiscoverySchedule: Sendable, Decodable, Equatable {
 }
 
 /// Runs the configured discovery every interval, on the node that holds the
-/// `discovery` scheduler lock (one node of several), starting at once.
+/// `discovery` scheduler lock (one node of several). The audit trail says when it last ran
+/// (on any node), so neither a restart nor a new leader runs it again before it is due;
+/// a first start runs it at once.
 struct DiscoveryScheduleService: Service {
     let environment: ServerEnvironment
     let interval: Duration
@@ -53,16 +56,40 @@ struct DiscoveryScheduleService: Service {
     func run() async throws {
         let lock = environment.authority.store.schedulerLock(named: "discovery")
         try await cancelWhenGracefulShutdown {
+            // A run that failed before writing its audit entry still counts, so a failing scan is not retried every tick.
+            var lastAttempt: Date?
             while !Task.isCancelled {
                 guard await lock.acquire() else {
                     try? await Task.sleep(for: retry)
                     continue
                 }
+                let last = [lastAttempt, await lastRun()].compactMap { $0 }.max()
+                if let last {
+                    let wait = last.timeIntervalSince(environment.clock.now()) + Double(interval.components.seconds)
+                    if wait > 0 {
+                        // Look again at least every scheduler tick: leadership may move, another node may run it.
+                        try? await Task.sleep(for: min(.milliseconds(Int64(wait * 1000)), retry))
+                        continue
+                    }
+                }
+                lastAttempt = environment.clock.now()
                 await runOnce()
-                try? await Task.sleep(for: interval)
             }
         }
         await lock.release()
+    }
+
+    /// When a scheduled scan or import last finished on any node: the newest `discovery.*`
+    /// audit entry by the scheduler.
+    func lastRun() async -> Date? {
+        do {
+            return try await environment.authority.store.read { session in
+                try await session.auditEntries(AuditFilter(actor: "scheduler", action: "discovery.", limit: 1)).first?.time
+            }
+        } catch {
+            logger.warning("scheduled discovery: cannot read when it last ran: \(error)")
+            return nil
+        }
     }
 
     func runOnce() async {

@@ -445,6 +445,20 @@ def test_scheduled_discovery(world, tmp_path):
         items = audit["items"] if isinstance(audit, dict) else audit
         actions = [(e["actor"], e["action"]) for e in items]
         assert ("scheduler", "discovery.scan") in actions and ("scheduler", "discovery.import") in actions, actions
+        token = server.admin_token
+    finally:
+        assert server.stop() == 0, server.describe()
+    # A restart within the interval does not run the schedule again: the audit trail says it ran.
+    server = SigilServer(sigil_bin(), home, logdir=tmp_path / "logs2").start()
+    try:
+        api = server.session(token)
+        time.sleep(5)  # a run at start would have scanned (one endpoint, 2 s timeout) and imported by now
+
+        def runs():
+            audit = expect_json(api.get("/api/v1/audit", params={"limit": 1000}), 200)
+            items = audit["items"] if isinstance(audit, dict) else audit
+            return sorted(e["action"] for e in items if e["actor"] == "scheduler" and e["action"].startswith("discovery."))
+        assert runs() == ["discovery.import", "discovery.scan"], (runs(), server.describe())
     finally:
         assert server.stop() == 0, server.describe()
     # A bad schedule stops the server before it starts (exit 2).
