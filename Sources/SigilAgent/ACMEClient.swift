@@ -3,17 +3,16 @@ import Foundation
 import NIOHTTP1
 import SigilCore
 
-/// RFC 4648 §5 base64url without padding, as JOSE uses it (RFC 7515 §2).
+/// Reads base64url text leniently, as key files hold it: surrounding whitespace, padding and
+/// the standard alphabet are accepted.
 enum B64URL {
-    static func encode<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
-        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-    }
+    static func encode<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 { Base64URL.encode(bytes) }
 
-    static func decode(_ text: String) -> [UInt8]? {
-        var b64 = text.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while b64.count % 4 != 0 { b64 += "=" }
-        return Data(base64Encoded: b64).map(Array.init)
+    static func decodeLenient(_ text: String) -> [UInt8]? {
+        var trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_")
+        while trimmed.hasSuffix("=") { trimmed.removeLast() }
+        return Base64URL.decode(trimmed)
     }
 }
 
@@ -165,7 +164,7 @@ public actor ACMEClient {
         var payload: [String: Any] = ["termsOfServiceAgreed": true]
         if let email = settings.email { payload["contact"] = ["mailto:\(email)"] }
         if let kid = settings.eabKeyID, let file = settings.eabHMACFile {
-            guard let text = AtomicFile.read(file), let secret = B64URL.decode(String(decoding: text, as: UTF8.self)), !secret.isEmpty else {
+            guard let text = AtomicFile.read(file), let secret = B64URL.decodeLenient(String(decoding: text, as: UTF8.self)), !secret.isEmpty else {
                 throw SigilError.badInput("cannot read the EAB HMAC key from \(file) (expected base64url text)")
             }
             // RFC 8555 §7.3.4: a JWS over the account's JWK, MACed with the CA-issued key.
