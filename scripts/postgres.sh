@@ -19,11 +19,16 @@ postgres_available() {
   [ "$(id -u)" = 0 ] && [ -x "$PG_BIN/initdb" ] && command -v runuser >/dev/null 2>&1 && command -v psql >/dev/null 2>&1
 }
 
+# Below the kernel's ephemeral range (ip_local_port_range), so no outgoing connection is given
+# the port while the server is down for a restart (test_postgres.py stops and starts it), and
+# free of any socket in any state (a TIME_WAIT one would refuse the bind too).
 free_loopback_port() {
-  local port
+  local port low
+  low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  [ "$low" -gt 21024 ] 2>/dev/null || low=32768
   for _ in $(seq 1 50); do
-    port=$(( 20000 + RANDOM % 40000 ))
-    if ! ss -ltn "sport = :$port" 2>/dev/null | grep -q LISTEN; then echo "$port"; return 0; fi
+    port=$(( 20000 + RANDOM % (low - 20000) ))
+    if [ -z "$(ss -Htan "sport = :$port" 2>/dev/null)" ]; then echo "$port"; return 0; fi
   done
   return 1
 }

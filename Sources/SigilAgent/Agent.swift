@@ -37,8 +37,8 @@ public final class Agent: Sendable {
         self.state = StateDirectory(path: configuration.stateDirectory)
         self.clock = clock
         self.log = log
-        let delay = environment["SIGIL_AGENT_TEST_STEP_DELAY_MS"].flatMap { Double($0) }.map { $0 / 1000 }
-        self.deployer = Deployer(state: state, stepDelay: delay, log: log)
+        let halt = environment["SIGIL_AGENT_TEST_HALT_BEFORE"].flatMap { $0.isEmpty ? nil : $0 }
+        self.deployer = Deployer(state: state, haltBefore: halt, log: log)
         try state.prepare()
     }
 

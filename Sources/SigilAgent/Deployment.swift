@@ -68,9 +68,10 @@ public struct CertificateBundle: Sendable {
 /// any point the deployed key and certificate match again, old or new.
 public struct Deployer: Sendable {
     public let state: StateDirectory
-    /// Test hook (SIGIL_AGENT_TEST_STEP_DELAY_MS): announce each step on stderr and wait
-    /// before it, so a test can kill the process at a chosen step.
-    public var stepDelay: TimeInterval?
+    /// Test hook (SIGIL_AGENT_TEST_HALT_BEFORE=step): announce that step on stderr and halt
+    /// before it for good, so a test can SIGKILL the process there. A halt rather than a
+    /// delay: a test that is slow to read the announcement must not find the step done.
+    public var haltBefore: String?
     public var log: @Sendable (String) -> Void
     /// Test hook: stop dead before this step (no cleanup), as a crash would.
     public var interruptBefore: String?
@@ -78,9 +79,9 @@ public struct Deployer: Sendable {
     /// Thrown by `interruptBefore`.
     public struct Interrupted: Error {}
 
-    public init(state: StateDirectory, stepDelay: TimeInterval? = nil, log: @escaping @Sendable (String) -> Void = { _ in }) {
+    public init(state: StateDirectory, haltBefore: String? = nil, log: @escaping @Sendable (String) -> Void = { _ in }) {
         self.state = state
-        self.stepDelay = stepDelay
+        self.haltBefore = haltBefore
         self.log = log
     }
 
@@ -99,9 +100,9 @@ public struct Deployer: Sendable {
 
     private func step(_ name: String, _ what: String) throws {
         if interruptBefore == what { throw Interrupted() }
-        guard let stepDelay else { return }
-        FileHandle.standardError.write(Data("agent: test step: \(name): \(what)\n".utf8))
-        Thread.sleep(forTimeInterval: stepDelay)
+        guard haltBefore == what else { return }
+        FileHandle.standardError.write(Data("agent: test step: \(name): \(what) (halted)\n".utf8))
+        while true { Thread.sleep(forTimeInterval: 3_600) }
     }
 
     /// Checks `bundle`, writes it for `certificate` and keeps the version it replaces.

@@ -42,7 +42,7 @@ struct AgentRun: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run the agent: as a daemon, or one pass with --once.",
-        discussion: "Test hook: SIGIL_AGENT_TEST_STEP_DELAY_MS=N prints each deployment step on stderr and waits N ms before it.")
+        discussion: "Test hook: SIGIL_AGENT_TEST_HALT_BEFORE=STEP prints that deployment step on stderr and halts before it (for SIGKILL tests).")
     @OptionGroup var options: AgentConfigOption
     @Flag(help: "Make one pass over every certificate and exit (1 if any failed).") var once = false
 

@@ -7,6 +7,7 @@ the `servers` fixture in test_serve.py stops whatever a test left running.
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import signal
@@ -31,12 +32,40 @@ TOKEN_RE = re.compile(r"^sigil_[0-9a-f]+_[A-Za-z0-9_-]+$")
 PROBLEM_TYPE = "urn:sigil:problem:"
 
 
+def _ephemeral_low() -> int:
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return low if low > 12000 else 32768
+
+
+_FREE_PORT_LOW = 10000
+_handed_out: set = set()
+_port_rng = random.Random()
+
+
 def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A loopback port that nothing uses now, for a server (or a client's listener) that a test
+    starts later with this number. Taken below the kernel's ephemeral range: the kernel never
+    gives such a port to an outgoing connection or to a bind to port 0, so it stays free between
+    this pick and the bind, however long that is (an agent's http-01 responder binds it only
+    while it renews; a restarted server binds it again). Checked free for TCP and UDP (a DNS
+    server binds both), on every address, and never handed out twice in one session."""
+    high = _ephemeral_low()
+    for _ in range(500):
+        port = _port_rng.randrange(_FREE_PORT_LOW, high)
+        if port in _handed_out:
+            continue
+        try:
+            for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                with socket.socket(socket.AF_INET, kind) as s:
+                    s.bind(("0.0.0.0", port))
+        except OSError:
+            continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in [{_FREE_PORT_LOW}, {high})")
 
 
 def proc_cpu_ms(pid: int) -> float:
