@@ -58,6 +58,8 @@ struct DiscoveryScheduleService: Service {
         try await cancelWhenGracefulShutdown {
             // A run that failed before writing its audit entry still counts, so a failing scan is not retried every tick.
             var lastAttempt: Date?
+            // The last run the wait below was announced for: once in the log, not every tick.
+            var announced: Date?
             while !Task.isCancelled {
                 guard await lock.acquire() else {
                     try? await Task.sleep(for: retry)
@@ -67,6 +69,11 @@ struct DiscoveryScheduleService: Service {
                 if let last {
                     let wait = last.timeIntervalSince(environment.clock.now()) + Double(interval.components.seconds)
                     if wait > 0 {
+                        if announced != last {
+                            announced = last
+                            let due = last.addingTimeInterval(Double(interval.components.seconds))
+                            logger.info("scheduled discovery: last ran at \(RFC3339.string(last)), next run at \(RFC3339.string(due))")
+                        }
                         // Look again at least every scheduler tick: leadership may move, another node may run it.
                         try? await Task.sleep(for: min(.milliseconds(Int64(wait * 1000)), retry))
                         continue

@@ -381,7 +381,7 @@ class ACMEClient:
     def finalize(self, order: dict, csr_der: bytes) -> requests.Response:
         return self.post(order["finalize"], {"csr": b64u(csr_der)})
 
-    def poll(self, url: str, until: Callable[[dict], bool], timeout: float = 30) -> dict:
+    def poll(self, url: str, until: Callable[[dict], bool], timeout: float = 90) -> dict:
         deadline = time.monotonic() + timeout
         while True:
             r = self.post_as_get(url)

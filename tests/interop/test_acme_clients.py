@@ -53,9 +53,9 @@ from serve_helpers import SigilServer, free_port
 ACME_DIR_RE = re.compile(r"^acme directory: (?P<url>https://\S+/directory)\s*$", re.M)
 EMAIL = "interop@example.com"
 
-LEGO_TIMEOUT = 120
-CERTBOT_TIMEOUT = 180
-CLI_TIMEOUT = 60
+LEGO_TIMEOUT = 300  # bounds a hang only: lego itself waits 5 s per authorization poll
+CERTBOT_TIMEOUT = 300
+CLI_TIMEOUT = 120
 
 
 # ------------------------------------------------------------------------------------ tools
@@ -296,7 +296,7 @@ class Acme:
         assert status == 200
         return x509.load_der_x509_crl(der)
 
-    def crl_entry(self, cert: x509.Certificate, issuer: x509.Certificate, timeout: float = 10):
+    def crl_entry(self, cert: x509.Certificate, issuer: x509.Certificate, timeout: float = 30):
         """The CRL entry for `cert` (the CRL's signature verified with the issuer's key); waits up
         to `timeout` s for the CRL to be rebuilt after a revocation."""
         deadline = time.monotonic() + timeout

@@ -192,7 +192,7 @@ def test_scan_chains_versions_ciphers_and_dedupe(world):
     s = world.servers
     targets = [f"127.0.0.1:{x.port}" for x in s.values()] + [f"127.0.0.1:{world.closed_port}"]
     t0 = time.monotonic()
-    first = world.json("scan", *targets, "--timeout", "3s")
+    first = world.json("scan", *targets, "--timeout", "10s")
     took = time.monotonic() - t0
     assert first["endpoints_scanned"] == 5 and first["endpoints_reached"] == 4 and first["endpoints_unreachable"] == 1, first
     assert first["unreachable"][0]["location"] == f"127.0.0.1:{world.closed_port}"
@@ -218,7 +218,7 @@ def test_scan_chains_versions_ciphers_and_dedupe(world):
 
     time.sleep(1.1)  # sightings keep seconds
     before = world.sightings(fp(world.expired))[0]
-    second = world.json("scan", *targets, "--timeout", "3s")
+    second = world.json("scan", *targets, "--timeout", "10s")
     assert second["inventory"]["new_certificates"] == 0 and second["inventory"]["known_certificates"] == 6, second
     after_inventory = world.inventory()
     fps = [e["fingerprint"].replace(":", "").lower() for e in after_inventory]
@@ -238,7 +238,7 @@ def test_scan_range_file_and_sni(world, tmp_path):
     s = world.servers
     ports = f"{s['self'].port},{s['expired'].port}"
     # 127.0.0.0/30 with two ports: 8 endpoints, only 127.0.0.1 answers.
-    summary = world.json("scan", f"127.0.0.0/30:{ports}", "--timeout", "2s", "--concurrency", "4")
+    summary = world.json("scan", f"127.0.0.0/30:{ports}", "--timeout", "10s", "--concurrency", "4")
     assert summary["endpoints_scanned"] == 8 and summary["endpoints_reached"] == 2, summary
     assert {e["location"] for e in summary["endpoints"]} == {f"127.0.0.1:{p}" for p in ports.split(",")}
     # A range form and --ports, from a file with comments and blank lines, with an SNI name.
@@ -246,13 +246,13 @@ def test_scan_range_file_and_sni(world, tmp_path):
     targets.write_text(f"# loopback\n\n127.0.0.1-2   # two hosts\nlocalhost:{s['tls12'].port}\n")
     s["self"].sni.clear()
     s["tls12"].sni.clear()
-    summary = world.json("scan", "--file", targets, "--ports", str(s["self"].port), "--sni", "named.discovery.test", "--timeout", "2s")
+    summary = world.json("scan", "--file", targets, "--ports", str(s["self"].port), "--sni", "named.discovery.test", "--timeout", "10s")
     assert summary["endpoints_scanned"] == 3 and summary["endpoints_reached"] == 2, summary
     assert s["self"].sni == ["named.discovery.test"]
     assert s["tls12"].sni == ["named.discovery.test"]
     # A DNS name target sends its own name as SNI, and its location keeps the name.
     s["tls12"].sni.clear()
-    summary = world.json("scan", f"localhost:{s['tls12'].port}", "--timeout", "2s")
+    summary = world.json("scan", f"localhost:{s['tls12'].port}", "--timeout", "10s")
     assert s["tls12"].sni == ["localhost"]
     assert summary["endpoints"][0]["location"] == f"localhost:{s['tls12'].port}" and summary["endpoints"][0]["server_name"] == "localhost"
 
@@ -260,7 +260,7 @@ def test_scan_range_file_and_sni(world, tmp_path):
 def test_scan_text_summary_and_exit_codes(world, tmp_path):
     s = world.servers
     plain_http = f"127.0.0.1:{world.server.http_port}"  # sigil serve's plain-HTTP port: not TLS
-    p = world.run("scan", f"127.0.0.1:{s['self'].port}", f"127.0.0.1:{world.closed_port}", plain_http, "--timeout", "2s")
+    p = world.run("scan", f"127.0.0.1:{s['self'].port}", f"127.0.0.1:{world.closed_port}", plain_http, "--timeout", "10s")
     assert p.returncode == 0, describe(p)
     assert "1 answered, 2 unreachable" in p.stdout and f"127.0.0.1:{world.closed_port}: connection refused" in p.stdout, p.stdout
     assert f"{plain_http}: TLS handshake failed" in p.stdout, p.stdout
@@ -402,7 +402,7 @@ def test_dashboard_where_seen(world):
     r = api.post("/signin", data={"signin": value, "token": world.tokens["auditor"], "next": "/"}, allow_redirects=False)
     assert r.status_code == 303, r.text
     # Make sure the TLS 1.2 server's certificates have been seen, then read their page.
-    world.json("scan", f"127.0.0.1:{world.servers['tls12'].port}", "--timeout", "2s")
+    world.json("scan", f"127.0.0.1:{world.servers['tls12'].port}", "--timeout", "10s")
     r = api.get(f"/ui/certificates/{fp(world.tls12_chain[1])}")
     assert r.status_code == 200, r.text[:500]
     page = html.unescape(r.text)
@@ -424,12 +424,12 @@ def test_scheduled_discovery(world, tmp_path):
     f, _ = make_cert("scheduled.import.test")
     (certs / "f.pem").write_text(pem(f))
     (home / "sigil.yaml").write_text(
-        "discovery:\n  interval: 1h\n  timeout: 2s\n"
+        "discovery:\n  interval: 1h\n  timeout: 10s\n"
         f"  targets: [\"127.0.0.1:{world.servers['self'].port}\"]\n  paths: [\"{certs}\"]\n")
     server = SigilServer(sigil_bin(), home, logdir=tmp_path / "logs").start()
     try:
         api = server.session(server.admin_token)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90
         seen = []
         while time.monotonic() < deadline:
             r = api.get(f"/api/v1/certificates/{fp(world.self_signed)}/sightings")
@@ -452,7 +452,12 @@ def test_scheduled_discovery(world, tmp_path):
     server = SigilServer(sigil_bin(), home, logdir=tmp_path / "logs2").start()
     try:
         api = server.session(token)
-        time.sleep(5)  # a run at start would have scanned (one endpoint, 2 s timeout) and imported by now
+        # Wait for the scheduler's decision (it says when it found the last run), not for a while:
+        # from then on a run at start would have to be in the audit trail already or never.
+        deadline = time.monotonic() + 60
+        while "scheduled discovery: last ran at" not in server.stderr:
+            assert time.monotonic() < deadline and server.alive(), "the scheduler never decided" + server.describe()
+            time.sleep(0.2)
 
         def runs():
             audit = expect_json(api.get("/api/v1/audit", params={"limit": 1000}), 200)

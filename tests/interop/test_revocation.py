@@ -37,7 +37,10 @@ from interop_helpers import children, describe, run, sigil_bin, tlv, to_pem
 from serve_helpers import API, SigilServer, cert_of, copy_home, expect_json, openssl_csr
 
 OCSP_NOCHECK_OID = x509.ObjectIdentifier("1.3.6.1.5.5.7.48.1.5")
-OCSP_BOUND_S = 1.0  # robustness: every OCSP answer within this many seconds
+# robustness: every OCSP answer within this many seconds. What it catches is a stall (a responder
+# that waits on idle or half-open connections never answers, or only after the 30 s idle
+# timeout); a debug build on a loaded 2-core machine can take a second for a normal answer.
+OCSP_BOUND_S = 8.0
 
 # CLI/API reason name -> (how `openssl ocsp` prints it, how `openssl crl -text` prints it,
 #                         cryptography's ReasonFlags)
@@ -972,7 +975,7 @@ def test_idle_half_open_and_empty_connections_do_not_stall_ocsp(rig):
         took = []
         for i in range(n):
             t0 = time.monotonic()
-            status, _h, body = http_post(rig.port, "/ocsp", req, timeout=5)
+            status, _h, body = http_post(rig.port, "/ocsp", req, timeout=20)
             dt_s = time.monotonic() - t0
             assert status == 200, (label, i, status)
             judge_ocsp(body, req, rig.int_cert, [Expect(leaf.cert.serial_number, "good")])
@@ -1035,12 +1038,14 @@ def test_idle_connections_are_closed_by_the_server(tmp_path):
             if match:
                 port = int(match.group(1))
         assert port, "the server did not report its ports"
-        idle = _socket.create_connection(("127.0.0.1", port))
-        idle.settimeout(45)
+        # Timed from before the connect: the server's idle timer cannot start earlier, so a slow
+        # connect on a loaded machine only lengthens the measured wait (the upper bound is loose).
         started = _time.monotonic()
+        idle = _socket.create_connection(("127.0.0.1", port), timeout=60)
+        idle.settimeout(60)
         assert idle.recv(1) == b"", "the server sent data on an idle connection"
         waited = _time.monotonic() - started
-        assert 25 <= waited <= 40, f"closed after {waited:.1f} s"
+        assert 29 <= waited <= 50, f"closed after {waited:.1f} s"
     finally:
         server.terminate()
         server.wait(timeout=30)

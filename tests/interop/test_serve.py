@@ -775,13 +775,16 @@ def test_second_instance_is_refused(servers, home):
     t0 = time.monotonic()
     second = servers(home.path, start=False)
     try:
-        rc = second.proc.wait(timeout=20)
+        rc = second.proc.wait(timeout=60)
     except subprocess.TimeoutExpired:
-        pytest.fail("a second sigil serve on the same SIGIL_HOME is still running after 20 s" + second.describe())
+        pytest.fail("a second sigil serve on the same SIGIL_HOME is still running after 60 s" + second.describe())
     elapsed = time.monotonic() - t0
     assert rc != 0, second.describe()
     assert "already running" in second.stderr, second.describe()
-    assert elapsed < 10, f"took {elapsed:.1f} s to refuse"
+    # It refuses rather than waiting for the lock. The bound leaves room for the start of a debug
+    # binary on a loaded 2-core machine (it includes that start); waiting for the first server
+    # would never end.
+    assert elapsed < 30, f"took {elapsed:.1f} s to refuse"
     assert "listening" not in second.stdout and "admin token" not in second.stdout, second.describe()
     # The first keeps serving.
     assert first.alive()
@@ -798,14 +801,16 @@ def test_sigterm_with_idle_keepalive_client(servers, home):
     t0 = time.monotonic()
     s.proc.send_signal(signal.SIGTERM)
     try:
-        rc = s.proc.wait(timeout=30)
+        rc = s.proc.wait(timeout=60)
     except subprocess.TimeoutExpired:
         rc = None
     took = time.monotonic() - t0
     api.close()
     print(f"SIGTERM with one idle keep-alive HTTPS client: exit {rc} after {took:.2f} s")
     assert rc == 0, s.describe()
-    assert took < 10, f"exit took {took:.1f} s"
+    # About 5 s (NIOSSL's wait for the client's close_notify) plus the shutdown itself; what it
+    # must not do is wait for the idle client to go (the 30 s idle timeout, or never).
+    assert took < 20, f"exit took {took:.1f} s"
 
 
 def test_sigterm_during_issuance_burst(servers, home, serve_bin, tmp_path):
@@ -838,14 +843,16 @@ def test_sigterm_during_issuance_burst(servers, home, serve_bin, tmp_path):
         sigterm_at.append(time.monotonic())
         s.proc.send_signal(signal.SIGTERM)
         try:
-            rc = s.proc.wait(timeout=15)
+            rc = s.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             rc = None
         exited_in = time.monotonic() - sigterm_at[0]
         results = [f.result(timeout=60) for f in futures]
-    assert rc is not None, "sigil serve still running 15 s after SIGTERM" + s.describe()
+    assert rc is not None, "sigil serve still running 60 s after SIGTERM" + s.describe()
     assert rc == 0, f"exit status {rc} after SIGTERM" + s.describe()
-    assert exited_in < 10, f"exit took {exited_in:.1f} s"
+    # The requests in flight finish first (a debug build on a loaded machine signs and stores
+    # them one by one, a second or so each); a hang would not end.
+    assert exited_in < 30, f"exit took {exited_in:.1f} s"
 
     issued = [r[1] for r in results if r[0] == 201]
     failures = [r for r in results if r[0] not in (201, "error")]
