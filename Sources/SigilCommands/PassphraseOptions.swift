@@ -103,7 +103,8 @@ enum Terminal {
         let fd = open("/dev/tty", O_RDWR)
         guard fd >= 0 else { throw SigilError.badInput("no terminal to ask for a passphrase; use --passphrase-file or --passphrase-env") }
         defer { close(fd) }
-        _ = prompt.withCString { write(fd, $0, strlen($0)) }
+        // Echo off (dropping any type-ahead) before the prompt, as getpass(3) does: an answer typed
+        // as soon as the prompt shows must neither be echoed nor be flushed away unread.
         var original = termios()
         let haveTermios = tcgetattr(fd, &original) == 0
         if haveTermios {
@@ -111,6 +112,7 @@ enum Terminal {
             silent.c_lflag &= ~tcflag_t(ECHO)
             tcsetattr(fd, TCSAFLUSH, &silent)
         }
+        _ = prompt.withCString { write(fd, $0, strlen($0)) }
         defer {
             if haveTermios { tcsetattr(fd, TCSAFLUSH, &original) }
             _ = "\n".withCString { write(fd, $0, 1) }

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -83,14 +86,14 @@ struct DiscoveryInventoryTests {
         let extra = try Fixtures.certificate("extra.example")
         let tls = try await LoopbackServer.tls(chain: [leaf, extra], key: key)
         let plain = try await LoopbackServer.plain()
-        let closed = try await LoopbackServer.plain()
+        let closed = try RefusingPort()
         let closedPort = closed.port
-        try await closed.close()
-        defer { Task { try? await tls.close(); try? await plain.close() } }
+        defer { closed.close(); Task { try? await tls.close(); try? await plain.close() } }
 
         var targets = try ScanTargets(serverName: "tls.example")
         for port in [tls.port, plain.port, closedPort] { try targets.add("127.0.0.1:\(port)") }
-        let summary = try await Discovery.scan(targets, timeout: .seconds(2), concurrency: 4, store: ca.store, actor: "test", clock: ca.clock)
+        // No endpoint here is silent: the timeout only bounds a handshake slowed by parallel tests.
+        let summary = try await Discovery.scan(targets, timeout: .seconds(15), concurrency: 4, store: ca.store, actor: "test", clock: ca.clock)
         #expect(summary.endpointsScanned == 3 && summary.endpointsReached == 1 && summary.endpointsUnreachable == 2)
         let endpoint = try #require(summary.endpoints.first)
         #expect(endpoint.location == "127.0.0.1:\(tls.port)" && endpoint.serverName == "tls.example" && endpoint.address == "127.0.0.1")
@@ -145,6 +148,34 @@ struct LoopbackServer {
     }
 
     func close() async throws { try await channel.close() }
+}
+
+/// A loopback port that is bound but not listening: a connection to it is refused, and while this
+/// holds it no other socket can be given the port (one closed after use could go to another
+/// test's socket before the scan reaches it: tests run in parallel).
+final class RefusingPort: Sendable {
+    let descriptor: Int32
+    let port: Int
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(.EBADF) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else {
+            Glibc.close(fd)
+            throw POSIXError(.EADDRINUSE)
+        }
+        descriptor = fd
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    func close() { Glibc.close(descriptor) }
 }
 
 /// Answers whatever comes with an HTTP error, as a plain HTTP server on a TLS port would.

@@ -122,17 +122,25 @@ struct DashboardTests {
         try await f.test { client in
             // One warm-up request (templates, the first statement preparations).
             _ = try await client.execute(uri: "/", method: .get, headers: [.cookie: admin.cookie])
+            // The best of several tries is the server's own time: a try is only ever slower than it,
+            // when other work (tests run in parallel, a build on a loaded 2-core machine) takes the
+            // CPU. A page over the budget is tried again, a little later, up to 20 times: a page that
+            // really needs more than 100 ms never gets under it.
+            let budget = Duration.milliseconds(100)
             for uri in pages {
                 var best = Duration.seconds(100)
-                for _ in 0..<5 {
+                var tries = 0
+                while tries < 5 || (best >= budget && tries < 20) {
+                    if tries >= 5 { try await Task.sleep(for: .milliseconds(50 * (tries - 4))) }
+                    tries += 1
                     let started = ContinuousClock.now
                     let response = try await client.execute(uri: uri, method: .get, headers: [.cookie: admin.cookie])
                     best = min(best, ContinuousClock.now - started)
                     #expect(response.status == .ok, "\(uri)")
                 }
                 let millis = Double(best.components.seconds) * 1000 + Double(best.components.attoseconds) / 1e15
-                print("dashboard page \(uri): \(String(format: "%.1f", millis)) ms")
-                #expect(millis < 100, "\(uri) took \(millis) ms")
+                print("dashboard page \(uri): \(String(format: "%.1f", millis)) ms (best of \(tries))")
+                #expect(best < budget, "\(uri) took \(millis) ms at best in \(tries) tries")
             }
         }
     }

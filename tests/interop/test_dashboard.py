@@ -60,7 +60,7 @@ SIGIL_YAML = f"""profiles:
 CSV_HEADER = ["serial", "fingerprint", "common_name", "sans", "issuer", "profile", "owner", "tags", "source", "key",
               "not_before", "not_after", "status"]
 SESSION_COOKIE = "sigil_session"
-WAIT = 20
+WAIT = 60  # seconds: a form submission on a loaded machine (a positive wait: it ends as soon as the page is there)
 
 
 # ------------------------------------------------------------------------------------ fixtures

@@ -17,6 +17,7 @@ def converse(args: list[str], answers: list[str], timeout: float = 60.0) -> tupl
         os.execv(sigil_bin(), [sigil_bin(), *args])
     transcript = b""
     pending = list(answers)
+    reaped = None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         ready, _, _ = select.select([fd], [], [], 0.5)
@@ -33,8 +34,11 @@ def converse(args: list[str], answers: list[str], timeout: float = 60.0) -> tupl
         else:
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
+                reaped = status  # (it may exit between the select and this: reaped once only)
                 break
-    _, status = os.waitpid(pid, 0)
+    else:
+        os.kill(pid, 9)  # still waiting for an answer at the deadline: fail, do not hang
+    status = reaped if reaped is not None else os.waitpid(pid, 0)[1]
     os.close(fd)
     return os.waitstatus_to_exitcode(status), transcript.decode(errors="replace")
 
