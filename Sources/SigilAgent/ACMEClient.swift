@@ -69,7 +69,7 @@ struct ACMEAccount {
 }
 
 /// An RFC 8555 client for one directory: JWS-signed POSTs with nonce handling
-/// (one retry on badNonce, §6.5), accounts with External Account Binding (§7.3.4),
+/// (retries on badNonce, §6.5), accounts with External Account Binding (§7.3.4),
 /// orders with `replaces` (RFC 9773 §5), http-01 (§8.3), polling with Retry-After
 /// (§7.5.1), finalize with a CSR and the certificate download (§7.4.2), and ARI (RFC 9773).
 public actor ACMEClient {
@@ -135,7 +135,13 @@ public actor ACMEClient {
         return CanonicalJSON.encode(["protected": protectedB64, "payload": payloadB64, "signature": B64URL.encode(signature.rawRepresentation)])
     }
 
-    /// A signed POST; retried once with the fresh nonce when the server says badNonce (§6.5).
+    /// How many times a POST is sent in all while the server answers badNonce. More than two:
+    /// a server may reject any nonce at random (Pebble rejects 5 % by default), and with one retry
+    /// (a POST lost once in 400) an obtain-and-renew of some twenty POSTs fails once in twenty.
+    static let badNonceAttempts = 5
+
+    /// A signed POST; retried with the fresh nonce while the server says badNonce (§6.5: the
+    /// client "SHOULD retry the request using the new nonce"), up to `badNonceAttempts` in all.
     func post(_ url: String, payload: Any?, useJWK: Bool = false, accept: String? = nil) async throws -> HTTPReply {
         var attempt = 0
         while true {
@@ -148,7 +154,7 @@ public actor ACMEClient {
             if reply.status >= 400 {
                 let object = reply.json()
                 let type = object?["type"] as? String ?? "about:blank"
-                if type == "urn:ietf:params:acme:error:badNonce", attempt == 1 { continue }
+                if type == "urn:ietf:params:acme:error:badNonce", attempt < Self.badNonceAttempts { continue }
                 throw ACMEError(type: type, detail: (object?["detail"] as? String) ?? reply.problemSummary, status: reply.status)
             }
             return reply
