@@ -166,12 +166,13 @@ class Setup:
         # An https receiver whose certificate comes from the test CA: trusted only through ca_file.
         self.https_receiver = Receiver({"/secure": SECRET_A}, fail_first={}, tls=context)
         self.mailbox = Mailbox()
-        self.smtp = Controller(self.mailbox, hostname="127.0.0.1", port=free_port(), tls_context=context, require_starttls=True,
+        # ready_timeout: aiosmtpd's default of 5 s for its thread to come up is short on a loaded machine.
+        self.smtp = Controller(self.mailbox, hostname="127.0.0.1", port=free_port(), ready_timeout=60, tls_context=context, require_starttls=True,
                                authenticator=authenticator, auth_required=True, auth_require_tls=True)
         self.smtp.start()
         # A mail server that offers no STARTTLS: Sigil must refuse to send to it in the clear.
         self.plain_mailbox = Mailbox()
-        self.plain_smtp = Controller(self.plain_mailbox, hostname="127.0.0.1", port=free_port())
+        self.plain_smtp = Controller(self.plain_mailbox, hostname="127.0.0.1", port=free_port(), ready_timeout=60)
         self.plain_smtp.start()
         self.home = root / "home"
         self.home.mkdir(mode=0o700)
