@@ -266,8 +266,8 @@ public final class Agent: Sendable {
         case .acme(let settings):
             let client: ACMEClient
             if let acme { client = acme } else { client = try ACMEClient(settings: settings, state: state); acme = client }
-            let responder = HTTP01Responder()
-            try await responder.start(listen: settings.http01Listen)
+            let responder: any HTTP01Solver = settings.http01Webroot.map { WebrootPublisher(webroot: $0) } ?? HTTP01Responder(listen: settings.http01Listen)
+            try await responder.start()
             do {
                 // RFC 9773 §5: name the certificate this order replaces when the CA offers ARI.
                 var replaces: String?
