@@ -1,4 +1,6 @@
-"""`sigil agent` with `http01_webroot`: http-01 answered by a web server that already holds the
+"""`sigil agent` in operation, against `sigil serve` on loopback.
+
+`http01_webroot`: http-01 answered by a web server that already holds the
 port (here Python's `http.server`, standing in for nginx), the agent only writing the challenge
 files into its document root — against `sigil serve`'s ACME server with EAB.
 
@@ -6,18 +8,24 @@ Judges: the web server's own access log (the CA's validator fetched the challeng
 the files left in the webroot (none), openssl (key matches certificate, chain verifies against
 Sigil's root), and `sigil agent status --json`. A webroot the web server does not serve fails
 validation with the CA's reason, and leaves no challenge file behind.
+
+SIGHUP: the daemon reads its configuration again between passes (a certificate added to the
+file is obtained without a restart); a broken file is reported and the daemon carries on with
+the configuration it had; SIGTERM still stops it cleanly.
 """
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from interop_helpers import describe
-from test_agent import AgentRun, SigilCA, agent_bin, chain_verifies, pair_matches, targets, wait_for  # noqa: F401 (fixture)
+from test_agent import AgentRun, SigilCA, agent_bin, chain_verifies, pair_matches, serial_of, stop, targets, wait_for  # noqa: F401 (fixture)
 
 
 class WebServer:
@@ -111,3 +119,35 @@ def test_webroot_not_served_fails_with_the_cas_reason_and_cleans_up(agent_bin, w
     assert not (out / "stray.crt").exists() and not (out / "stray.key").exists()
     st = agent.status()["stray"]
     assert not st["deployed"] and st["consecutive_failures"] == 1 and "404" in st["last_error"]
+
+
+def test_sighup_reloads_the_configuration_between_passes(agent_bin, webroot_ca, tmp_path):
+    out = tmp_path / "tls"
+    out.mkdir()
+    one = {"name": "first", "names": ["first.agent-hup.example.test"], **targets(out, "first"), "ca": webroot_ca.rest_ca("tls-server")}
+    two = {"name": "second", "names": ["second.agent-hup.example.test"], **targets(out, "second"), "ca": webroot_ca.rest_ca("tls-server")}
+    base = {"state_dir": str(tmp_path / "state"), "check_interval": "1h"}
+    agent = AgentRun(agent_bin, tmp_path, {**base, "certificates": [one]})
+    proc, err = agent.spawn()
+    try:
+        wait_for(lambda: (out / "first.crt").exists(), 60, "the first certificate")
+        wait_for(lambda: "agent started" in err.read_text() and proc.poll() is None, 30, "the daemon to settle")
+        first_serial = serial_of(out / "first.crt")
+        # A second certificate in the file, then SIGHUP: obtained without a restart, the first left alone.
+        agent.config.write_text(yaml.safe_dump({**base, "certificates": [one, two]}, sort_keys=False))
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: (out / "second.crt").exists(), 60, "the certificate added to the file")
+        assert "configuration reloaded: 2 certificate(s)" in err.read_text(), err.read_text()
+        assert pair_matches(out / "second.key", out / "second.crt")
+        assert serial_of(out / "first.crt") == first_serial, "a reload renewed a certificate that was not due"
+        # A broken file: reported, and the daemon keeps running on what it had.
+        agent.config.write_text("certificates: [oops\n")
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "configuration not reloaded" in err.read_text(), 30, "the broken file to be reported")
+        assert proc.poll() is None, err.read_text()
+    finally:
+        code = stop(proc)
+    log = err.read_text()
+    assert code == 0, log
+    assert "agent stopped" in log
+    assert log.count("agent started") == 3, log  # the first loop, after the good reload, after the refused one
