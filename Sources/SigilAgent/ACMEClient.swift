@@ -189,7 +189,7 @@ public actor ACMEClient {
 
     /// Orders a certificate for `names` with `csr` (DER), answering http-01 with `responder`.
     /// Returns the PEM chain as the server sent it (leaf first).
-    public func obtain(names: [String], csr: [UInt8], replaces: String?, responder: HTTP01Responder) async throws -> String {
+    public func obtain(names: [String], csr: [UInt8], replaces: String?, responder: any HTTP01Solver) async throws -> String {
         try await ensureAccount()
         let identifiers: [[String: String]] = names.map { NameRules.parseIPAddress($0) != nil ? ["type": "ip", "value": $0] : ["type": "dns", "value": $0] }
         var payload: [String: Any] = ["identifiers": identifiers]
@@ -219,7 +219,7 @@ public actor ACMEClient {
         return download.text
     }
 
-    func authorize(_ url: String, responder: HTTP01Responder, started: Date) async throws {
+    func authorize(_ url: String, responder: any HTTP01Solver, started: Date) async throws {
         let authorization = try await post(url, payload: nil).json() ?? [:]
         let status = authorization["status"] as? String
         if status == "valid" { return }
@@ -230,11 +230,16 @@ public actor ACMEClient {
             let offered = challenges.compactMap { $0["type"] as? String }.joined(separator: ", ")
             throw SigilError(.unsupported, "the CA offers no http-01 challenge for \((authorization["identifier"] as? [String: Any])?["value"] ?? "a name") (offered: \(offered))")
         }
-        responder.set(token: token, keyAuthorization: "\(token).\(account.thumbprint)")
-        defer { responder.remove(token: token) }
-        // §7.5.1: an empty object tells the server to validate.
-        _ = try await post(challengeURL, payload: [String: Any]())
-        _ = try await poll(url, until: ["valid"], started: started, what: "authorization")
+        try await responder.publish(token: token, keyAuthorization: "\(token).\(account.thumbprint)")
+        do {
+            // §7.5.1: an empty object tells the server to validate.
+            _ = try await post(challengeURL, payload: [String: Any]())
+            _ = try await poll(url, until: ["valid"], started: started, what: "authorization")
+        } catch {
+            await responder.withdraw(token: token)
+            throw error
+        }
+        await responder.withdraw(token: token)
     }
 
     /// POST-as-GET `url` until its status is one of `wanted`, honouring Retry-After (bounded).

@@ -1,5 +1,6 @@
 import Foundation
 import SigilCore
+import Synchronization
 import X509
 
 /// What one pass did for one certificate.
@@ -16,6 +17,32 @@ public enum PassOutcome: Sendable, Equatable {
         switch self {
         case .unchanged, .renewed: return false
         default: return true
+        }
+    }
+}
+
+/// Why `Agent.runDaemon` returned.
+public enum DaemonEnd: Sendable, Equatable {
+    case stopped
+    case reloadRequested
+}
+
+/// A request made from a signal handler and taken by the daemon loop (SIGHUP: read the
+/// configuration again).
+public final class DaemonRequest: Sendable {
+    private let pending = Mutex(false)
+
+    public init() {}
+
+    public func request() { pending.withLock { $0 = true } }
+
+    var isPending: Bool { pending.withLock { $0 } }
+
+    /// True once per request.
+    func take() -> Bool {
+        pending.withLock { value in
+            defer { value = false }
+            return value
         }
     }
 }
@@ -57,19 +84,30 @@ public final class Agent: Sendable {
 
     /// Runs passes until the task is cancelled (SIGTERM), sleeping until the next
     /// certificate is due, a backoff expires or an ARI check is owed.
-    public func runDaemon() async {
+    ///
+    /// A request on `reload` (SIGHUP) ends the loop between passes, never inside one: the
+    /// caller reads the configuration again and starts a new loop. A pass in progress
+    /// finishes first, so a reload never leaves an order or a deployment half done.
+    @discardableResult
+    public func runDaemon(reload: DaemonRequest? = nil) async -> DaemonEnd {
         log("agent started: \(configuration.certificates.count) certificate(s), state in \(state.path)")
         while !Task.isCancelled {
+            if reload?.take() == true { return .reloadRequested }
             _ = await runPass()
             let wake = nextWake()
-            let delay = max(1, wake.timeIntervalSince(clock.now()))
-            do {
-                try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
-            } catch {
-                break
+            // Sleep in slices of at most a second, so a reload request is seen promptly.
+            while !Task.isCancelled, reload?.isPending != true {
+                let delay = wake.timeIntervalSince(clock.now())
+                if delay <= 0 { break }
+                do {
+                    try await Task.sleep(for: .milliseconds(Int(min(delay, 1) * 1000) + 1))
+                } catch {
+                    break
+                }
             }
         }
         log("agent stopped")
+        return .stopped
     }
 
     func nextWake() -> Date {
@@ -266,8 +304,8 @@ public final class Agent: Sendable {
         case .acme(let settings):
             let client: ACMEClient
             if let acme { client = acme } else { client = try ACMEClient(settings: settings, state: state); acme = client }
-            let responder = HTTP01Responder()
-            try await responder.start(listen: settings.http01Listen)
+            let responder: any HTTP01Solver = settings.http01Webroot.map { WebrootPublisher(webroot: $0) } ?? HTTP01Responder(listen: settings.http01Listen)
+            try await responder.start()
             do {
                 // RFC 9773 §5: name the certificate this order replaces when the CA offers ARI.
                 var replaces: String?

@@ -173,7 +173,7 @@ struct ConfigReader {
     }
 
     mutating func acmeAuthority(_ node: Node, _ key: String) -> ACMEAuthority? {
-        guard let map = mapping(node, key, allowed: ["directory", "eab", "email", "ca_bundle", "profile", "challenge", "http01_listen"]) else { return nil }
+        guard let map = mapping(node, key, allowed: ["directory", "eab", "email", "ca_bundle", "profile", "challenge", "http01_listen", "http01_webroot"]) else { return nil }
         let directory = string(map, "directory", key, required: true)
         if let directory, URL(string: directory)?.scheme?.lowercased() != "https" {
             problem(map["directory"], "\(key).directory", "'\(directory)' must be an https:// URL (RFC 8555 §6.1)")
@@ -200,6 +200,17 @@ struct ConfigReader {
                 problem(map["http01_listen"], "\(key).http01_listen", "'\(listen)' must be HOST:PORT (port 1-65535)")
             }
             authority.http01Listen = listen
+        }
+        if let webroot = string(map, "http01_webroot", key) {
+            if map["http01_listen"] != nil {
+                problem(map["http01_webroot"], "\(key).http01_webroot", "give either http01_listen (the agent answers) or http01_webroot (the web server answers), not both")
+            }
+            let path = resolve(webroot)
+            var isDirectory: ObjCBool = false
+            if !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) || !isDirectory.boolValue {
+                problem(map["http01_webroot"], "\(key).http01_webroot", "\(path) is not a directory")
+            }
+            authority.http01Webroot = path
         }
         return directory == nil ? nil : authority
     }

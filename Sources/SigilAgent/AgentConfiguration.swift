@@ -43,6 +43,9 @@ public struct ACMEAuthority: Sendable, Equatable {
     public var profile: String?
     /// The address the built-in http-01 responder binds (host:port).
     public var http01Listen: String
+    /// The document root of the web server that already answers http-01 on port 80; when
+    /// set, challenges are files there and the built-in responder does not listen.
+    public var http01Webroot: String?
 
     public init(directory: String, eabKeyID: String? = nil, eabHMACFile: String? = nil, email: String? = nil, caBundle: String? = nil,
                 profile: String? = nil, http01Listen: String = "0.0.0.0:80") {

@@ -8,17 +8,22 @@ import Synchronization
 /// The built-in http-01 responder (RFC 8555 §8.3): answers
 /// `GET /.well-known/acme-challenge/TOKEN` with the key authorization while an order
 /// is being validated, 404 for anything else. It listens only while the agent needs it.
-public final class HTTP01Responder: Sendable {
+public final class HTTP01Responder: HTTP01Solver {
     private let tokens = Mutex<[String: String]>([:])
     private let channel: Mutex<Channel?> = Mutex(nil)
+    /// host:port to bind.
+    public let listen: String
 
-    public init() {}
+    public init(listen: String) {
+        self.listen = listen
+    }
 
-    public func set(token: String, keyAuthorization: String) {
+    public func publish(token: String, keyAuthorization: String) async throws {
+        guard Self.isValidToken(token) else { throw SigilError(.verificationFailed, "the CA sent a challenge token that is not base64url") }
         tokens.withLock { $0[token] = keyAuthorization }
     }
 
-    public func remove(token: String) {
+    public func withdraw(token: String) async {
         _ = tokens.withLock { $0.removeValue(forKey: token) }
     }
 
@@ -30,7 +35,7 @@ public final class HTTP01Responder: Sendable {
     }
 
     /// Binds `listen` (host:port). A busy port is a clear error, not a hang.
-    public func start(listen: String) async throws {
+    public func start() async throws {
         guard let address = HostPort(listen) else { throw SigilError.badInput("http01_listen '\(listen)' must be HOST:PORT") }
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             // Validators may open several connections per challenge at once.

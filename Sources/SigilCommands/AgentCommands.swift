@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SigilAgent
 import SigilCore
+import Synchronization
 
 /// `sigil agent`: obtains, renews and deploys certificates on this host.
 struct AgentCommand: AsyncParsableCommand {
@@ -9,7 +10,7 @@ struct AgentCommand: AsyncParsableCommand {
         commandName: "agent",
         abstract: "Keep certificates on this host obtained, renewed, deployed and reloaded (ACME or Sigil's REST API).",
         discussion: """
-            `sigil agent [run] --config FILE [--once]` runs as a daemon (SIGTERM stops it cleanly), or makes one pass with --once. \
+            `sigil agent [run] --config FILE [--once]` runs as a daemon (SIGTERM stops it cleanly, SIGHUP reads the configuration again), or makes one pass with --once. \
             The configuration defaults to $SIGIL_AGENT_CONFIG, else $SIGIL_HOME/agent.yaml. \
             Exit codes: 0 every certificate is fine; 1 a renewal, deployment or reload failed (see `sigil agent status`); \
             2 bad usage or a bad configuration file.
@@ -53,17 +54,57 @@ struct AgentRun: AsyncParsableCommand {
             return
         }
         // SIGTERM and SIGINT cancel the loop; a deployment in progress finishes first (it never awaits).
+        // SIGHUP reads the configuration again after the pass in progress; a file that does not
+        // load is reported and the daemon carries on with the configuration it has.
+        let daemon = DaemonTask()
+        let reload = DaemonRequest()
         signal(SIGTERM, SIG_IGN)
         signal(SIGINT, SIG_IGN)
-        let task = Task { await agent.runDaemon() }
-        let sources = [SIGTERM, SIGINT].map { number -> DispatchSourceSignal in
+        signal(SIGHUP, SIG_IGN)
+        var sources = [SIGTERM, SIGINT].map { number -> DispatchSourceSignal in
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { task.cancel() }
+            source.setEventHandler { daemon.stop() }
             source.resume()
             return source
         }
-        await task.value
-        sources.forEach { $0.cancel() }
+        let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        hangup.setEventHandler { reload.request() }
+        hangup.resume()
+        sources.append(hangup)
+        defer { sources.forEach { $0.cancel() } }
+        var current = agent
+        while let task = daemon.start({ [current] in await current.runDaemon(reload: reload) }) {
+            guard await task.value == .reloadRequested else { break }
+            do {
+                current = try options.agent()
+                Console.current.error("sigil agent: \(RFC3339.string(Date())) configuration reloaded: \(current.configuration.certificates.count) certificate(s)")
+            } catch {
+                Console.current.error("sigil agent: \(RFC3339.string(Date())) configuration not reloaded, carrying on with the previous one: \(error)")
+            }
+        }
+    }
+}
+
+/// The daemon's current loop, so that a stop signal cancels whichever loop runs, including
+/// one started right after a reload.
+final class DaemonTask: Sendable {
+    private let state = Mutex<(task: Task<DaemonEnd, Never>?, stopped: Bool)>((nil, false))
+
+    /// Starts `body` unless a stop came first.
+    func start(_ body: @escaping @Sendable () async -> DaemonEnd) -> Task<DaemonEnd, Never>? {
+        state.withLock { state in
+            guard !state.stopped else { return nil }
+            let task = Task { await body() }
+            state.task = task
+            return task
+        }
+    }
+
+    func stop() {
+        state.withLock { state in
+            state.stopped = true
+            state.task?.cancel()
+        }
     }
 }
 

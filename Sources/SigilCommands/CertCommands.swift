@@ -36,7 +36,7 @@ struct CertList: AsyncParsableCommand {
             }
             query.status = parsed
         }
-        if let expiring { query.expiringBefore = now.addingTimeInterval(try parseDuration(expiring)) }
+        if let expiring { query.expiringBefore = now.addingTimeInterval(try parseDuration(expiring, what: "--expiring")) }
         query.namePattern = name
         query.owner = owner
         query.issuer = issuer

@@ -108,9 +108,8 @@ struct ImportCommand: AsyncParsableCommand {
 
 /// `5s`, `500ms`, `2m`; a bare number is seconds.
 func parseTimeout(_ text: String) throws -> Duration {
-    if text.hasSuffix("ms"), let value = Int(text.dropLast(2)), value >= 0 { return .milliseconds(value) }
-    let seconds = try parseDuration(text.last?.isNumber == true ? text + "s" : text)
-    return .milliseconds(Int64(seconds * 1000))
+    let seconds = try DurationText.parse(text, what: "timeout", bare: .seconds)
+    return .milliseconds(Int64((seconds * 1000).rounded()))
 }
 
 /// A one-line progress bar on standard error, only when it is a terminal (never in

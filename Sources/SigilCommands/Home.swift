@@ -173,11 +173,8 @@ extension PassphraseSource {
     }
 }
 
-/// Parses `30d`, `12h`, `90` (days), `2w`.
-func parseDuration(_ text: String) throws -> TimeInterval {
-    let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800]
-    if let last = text.last, let unit = units[last], let value = Double(text.dropLast()), value >= 0 { return value * unit }
-    if let days = Double(text), days >= 0 { return days * 86_400 }
-    throw SigilError.badInput("invalid duration '\(text)': use a number with s, m, h, d or w (e.g. 30d)")
+/// A command-line duration (`30d`, `12h`, `2w`; a bare number is days, as in `--days`).
+func parseDuration(_ text: String, what: String = "duration") throws -> TimeInterval {
+    try DurationText.parse(text, what: what, bare: .days)
 }
 

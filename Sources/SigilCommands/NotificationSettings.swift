@@ -55,9 +55,7 @@ struct NotificationSettings: Decodable {
 
     /// `30s`, `5m`, `1h`, `0.5s`; a bare number is seconds.
     static func seconds(_ text: String, _ key: String, _ problems: inout [String]) -> Double? {
-        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
-        if let value = Double(text), value > 0 { return value }
-        if let last = text.last, let unit = units[last], let value = Double(text.dropLast()), value > 0 { return value * unit }
+        if let value = DurationText.seconds(in: text, bare: .seconds), value > 0 { return value }
         problems.append("notifications.\(key) '\(text)' must be a duration such as 30s, 5m or 1h")
         return nil
     }

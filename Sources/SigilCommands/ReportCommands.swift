@@ -56,8 +56,7 @@ struct ComplianceReportCommand: AsyncParsableCommand {
     }
 
     static func duration(_ text: String, flag: String) throws -> TimeInterval {
-        if let days = Int(text), days >= 0 { return Double(days) * 86_400 }
-        guard let seconds = try? DurationText.parse(text) else {
+        guard let seconds = DurationText.seconds(in: text, bare: .days) else {
             throw ValidationError("\(flag) must be a duration such as 30d, 2w or 12h, not '\(text)'")
         }
         return seconds

@@ -26,7 +26,7 @@ struct TokenCreate: AsyncParsableCommand {
 
     func run() async throws {
         guard let parsedRole = Role(rawValue: role) else { throw SigilError.badInput("--role must be admin, operator, requester or auditor") }
-        let lifetime = try expires.map(parseDuration)
+        let lifetime = try expires.map { try parseDuration($0, what: "--expires") }
         let (record, secret) = try await Workspace.with(home) { workspace in
             try await AccessTokens(store: workspace.store).create(name: name, role: parsedRole, expiresIn: lifetime, allowedNames: allow, actor: commandLineActor)
         }

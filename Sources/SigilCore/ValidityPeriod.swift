@@ -10,22 +10,14 @@ public struct ValidityPeriod: Sendable, Hashable, Comparable, Codable, CustomStr
 
     public static func days(_ days: Int) -> ValidityPeriod { ValidityPeriod(seconds: Int64(days) * 86_400) }
 
-    /// Parses `N`, `Ns`, `Nm`, `Nh` or `Nd` (N a whole number). `what` names the value in errors.
+    /// Parses a `DurationText` (`90s`, `10m`, `2h`, `7d`, `2w`, or a bare number of seconds)
+    /// that comes to a whole number of seconds. `what` names the value in errors.
     public init(parsing text: String, what: String = "duration") throws {
         let raw = text.trimmingCharacters(in: .whitespaces)
-        let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3_600, "d": 86_400]
-        var digits = Substring(raw)
-        var unit: Int64 = 1
-        if let last = raw.last, let factor = units[Character(last.lowercased())] {
-            digits = raw.dropLast()
-            unit = factor
+        guard let value = DurationText.seconds(in: raw, bare: .seconds), value.rounded() == value else {
+            throw SigilError.badInput("invalid \(what) '\(raw)': expected a whole number of seconds with a unit, such as 90s, 10m, 2h, 7d or 2w")
         }
-        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let value = Int64(digits),
-              value <= Int64.max / unit
-        else {
-            throw SigilError.badInput("invalid \(what) '\(raw)': expected a whole number with a unit, such as 90s, 10m, 2h or 7d")
-        }
-        seconds = value * unit
+        seconds = Int64(value)
     }
 
     public var timeInterval: TimeInterval { TimeInterval(seconds) }

@@ -360,13 +360,11 @@ enum Cursor {
     }
 }
 
-/// `30d`, `12h`, `90m`, `45s`, `2w`.
-public enum DurationText {
+extension DurationText {
+    /// A duration in a query string or request body (`30d`, `12h`, `90m`, `45s`, `2w`; a
+    /// unit is required), or a 400 problem.
     public static func parse(_ text: String) throws -> TimeInterval {
-        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800]
-        guard let last = text.last, let unit = units[last], let value = Double(text.dropLast()), value >= 0, value < 1e7 else {
-            throw Problem(.malformedRequest, "invalid duration '\(text)'")
-        }
-        return value * unit
+        guard let seconds = seconds(in: text) else { throw Problem(.malformedRequest, "invalid duration '\(text)'") }
+        return seconds
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import SigilCore
 import SigilStore
 
 /// `GET /api/v1/reports/compliance`: the compliance report (the engine behind `sigil report

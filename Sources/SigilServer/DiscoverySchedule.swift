@@ -124,10 +124,6 @@ struct DiscoveryScheduleService: Service {
 extension DurationText {
     /// `6h`, `30m`, `5s`, `1d`, as SigilError (configuration files are not HTTP requests).
     static func seconds(_ text: String, what: String) throws -> TimeInterval {
-        do {
-            return try parse(text)
-        } catch {
-            throw SigilError.badInput("\(what) '\(text)' is not a duration such as 6h, 30m or 5s")
-        }
+        try parse(text, what: what)
     }
 }

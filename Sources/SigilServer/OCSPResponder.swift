@@ -162,8 +162,7 @@ public actor OCSPResponder {
     /// An ocsp-signing certificate for this server, key in memory only (RFC 6960 §4.2.2.2).
     private func issueDelegatedResponder(_ issuerName: String) async throws -> Signing {
         let key = try PrivateKey.generate(.ecP256)
-        var request = CSRRequest(subject: try DistinguishedName.parseOpenSSL("/CN=Sigil OCSP Responder for \(issuerName)"))
-        request.subjectAltNames = []
+        let request = CSRRequest(subject: try DistinguishedName.parseOpenSSL("/CN=Sigil OCSP Responder for \(issuerName)"))
         let outcome = try await authority.submit(IssuanceRequest(
             csr: try request.signed(with: key), profile: "ocsp-signing", issuer: issuerName, requester: "sigil-server", owner: "sigil-server",
             tags: ["ocsp-responder"]))

@@ -121,6 +121,10 @@ struct AgentConfigurationTests {
          "ca.acme.challenge: 'dns-01' is not supported"),
         ("ca: {acme: {directory: https://x/d, http01_listen: nope}}\ncertificates:\n  - {name: a, names: [a.example], key: k, certificate: c}",
          "ca.acme.http01_listen: 'nope' must be HOST:PORT"),
+        ("ca: {acme: {directory: https://x/d, http01_webroot: /nonexistent/www}}\ncertificates:\n  - {name: a, names: [a.example], key: k, certificate: c}",
+         "ca.acme.http01_webroot: /nonexistent/www is not a directory"),
+        ("ca: {acme: {directory: https://x/d, http01_webroot: /, http01_listen: '127.0.0.1:80'}}\ncertificates:\n  - {name: a, names: [a.example], key: k, certificate: c}",
+         "ca.acme.http01_webroot: give either http01_listen"),
         ("backoff: {base: 1h, max: 1m}\nca: {acme: {directory: https://x/d}}\ncertificates:\n  - {name: a, names: [a.example], key: k, certificate: c}",
          "backoff: base (1h) exceeds max (1m)"),
         ("backoff: {base: soon}\nca: {acme: {directory: https://x/d}}\ncertificates:\n  - {name: a, names: [a.example], key: k, certificate: c}",
@@ -155,14 +159,14 @@ struct AgentConfigurationTests {
 
 @Suite("Validity periods")
 struct ValidityPeriodTests {
-    @Test("units parse and print back", arguments: [("90s", 90), ("10m", 600), ("2h", 7_200), ("6d", 518_400), ("45", 45)])
+    @Test("units parse and print back", arguments: [("90s", 90), ("10m", 600), ("2h", 7_200), ("6d", 518_400), ("45", 45), ("2w", 1_209_600), ("1.5h", 5_400), ("7D", 604_800)])
     func units(_ text: String, _ seconds: Int64) throws {
         let value = try ValidityPeriod(parsing: text)
         #expect(value.seconds == seconds)
         #expect(try ValidityPeriod(parsing: value.description) == value)
     }
 
-    @Test("junk is refused", arguments: ["", "m", "10 minutes", "-5m", "1.5h", "9999999999999999999d"])
+    @Test("junk is refused", arguments: ["", "m", "10 minutes", "-5m", "1.5s", "9999999999999999999d", "500ms"])
     func junk(_ text: String) {
         #expect(throws: SigilError.self) { try ValidityPeriod(parsing: text) }
     }
