@@ -94,7 +94,9 @@ public final class Agent: Sendable {
         while !Task.isCancelled {
             if reload?.take() == true { return .reloadRequested }
             _ = await runPass()
-            let wake = nextWake()
+            // At least a second between passes: a time already past (a renewal that is due while
+            // a failure's backoff lasts) must not make the daemon run pass after pass in a loop.
+            let wake = max(nextWake(), clock.now().addingTimeInterval(1))
             // Sleep in slices of at most a second, so a reload request is seen promptly.
             while !Task.isCancelled, reload?.isPending != true {
                 let delay = wake.timeIntervalSince(clock.now())

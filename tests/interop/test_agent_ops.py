@@ -144,6 +144,10 @@ def test_sighup_reloads_the_configuration_between_passes(agent_bin, webroot_ca, 
         agent.config.write_text("certificates: [oops\n")
         proc.send_signal(signal.SIGHUP)
         wait_for(lambda: "configuration not reloaded" in err.read_text(), 30, "the broken file to be reported")
+        # ... and the loop starts again on the old configuration: seen before SIGTERM is sent (a
+        # stop that came first would rightly keep it from starting, and the count below would be 2).
+        wait_for(lambda: err.read_text().split("configuration not reloaded", 1)[1].count("agent started") == 1, 30,
+                 "the daemon to carry on")
         assert proc.poll() is None, err.read_text()
     finally:
         code = stop(proc)
