@@ -91,9 +91,10 @@ class TLSServer:
                 conn, _ = self.sock.accept()
             except (socket.timeout, OSError):
                 continue
-            conn.settimeout(5)
+            conn.settimeout(30)  # the handshake: a scanner on a loaded machine may be slow to send its hello
             try:
                 with self.context.wrap_socket(conn, server_side=True) as tls:
+                    tls.settimeout(5)
                     try:
                         tls.recv(1)  # until the client closes
                     except (OSError, ssl.SSLError):
