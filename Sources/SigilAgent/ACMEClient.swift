@@ -189,7 +189,7 @@ public actor ACMEClient {
 
     /// Orders a certificate for `names` with `csr` (DER), answering http-01 with `responder`.
     /// Returns the PEM chain as the server sent it (leaf first).
-    public func obtain(names: [String], csr: [UInt8], replaces: String?, responder: any HTTP01Solver) async throws -> String {
+    public func obtain(names: [String], csr: [UInt8], replaces: String?, responder: any ChallengeSolver) async throws -> String {
         try await ensureAccount()
         let identifiers: [[String: String]] = names.map { NameRules.parseIPAddress($0) != nil ? ["type": "ip", "value": $0] : ["type": "dns", "value": $0] }
         var payload: [String: Any] = ["identifiers": identifiers]
@@ -219,27 +219,30 @@ public actor ACMEClient {
         return download.text
     }
 
-    func authorize(_ url: String, responder: any HTTP01Solver, started: Date) async throws {
+    func authorize(_ url: String, responder: any ChallengeSolver, started: Date) async throws {
         let authorization = try await post(url, payload: nil).json() ?? [:]
         let status = authorization["status"] as? String
         if status == "valid" { return }
         guard status == "pending" else { throw SigilError(.verificationFailed, "authorization \(url) is \(status ?? "unknown")") }
         let challenges = authorization["challenges"] as? [[String: Any]] ?? []
-        guard let challenge = challenges.first(where: { $0["type"] as? String == "http-01" }),
+        let identifier = (authorization["identifier"] as? [String: Any])?["value"] as? String ?? ""
+        guard let challenge = challenges.first(where: { $0["type"] as? String == responder.challengeType }),
               let token = challenge["token"] as? String, let challengeURL = challenge["url"] as? String else {
             let offered = challenges.compactMap { $0["type"] as? String }.joined(separator: ", ")
-            throw SigilError(.unsupported, "the CA offers no http-01 challenge for \((authorization["identifier"] as? [String: Any])?["value"] ?? "a name") (offered: \(offered))")
+            throw SigilError(.unsupported, "the CA offers no \(responder.challengeType) challenge for \(identifier.isEmpty ? "a name" : identifier) (offered: \(offered))")
         }
-        try await responder.publish(token: token, keyAuthorization: "\(token).\(account.thumbprint)")
+        // §8.1: the key authorization binds the token to this account's key.
+        let keyAuthorization = "\(token).\(account.thumbprint)"
+        try await responder.publish(identifier: identifier, token: token, keyAuthorization: keyAuthorization)
         do {
             // §7.5.1: an empty object tells the server to validate.
             _ = try await post(challengeURL, payload: [String: Any]())
             _ = try await poll(url, until: ["valid"], started: started, what: "authorization")
         } catch {
-            await responder.withdraw(token: token)
+            await responder.withdraw(identifier: identifier, token: token, keyAuthorization: keyAuthorization)
             throw error
         }
-        await responder.withdraw(token: token)
+        await responder.withdraw(identifier: identifier, token: token, keyAuthorization: keyAuthorization)
     }
 
     /// POST-as-GET `url` until its status is one of `wanted`, honouring Retry-After (bounded).

@@ -306,7 +306,14 @@ public final class Agent: Sendable {
         case .acme(let settings):
             let client: ACMEClient
             if let acme { client = acme } else { client = try ACMEClient(settings: settings, state: state); acme = client }
-            let responder: any HTTP01Solver = settings.http01Webroot.map { WebrootPublisher(webroot: $0) } ?? HTTP01Responder(listen: settings.http01Listen)
+            let responder: any ChallengeSolver
+            if let hook = settings.dns01Hook {
+                responder = DNS01Hook(command: hook, wait: settings.dns01Wait, scratch: state.path, certificate: certificate.name, log: log)
+            } else if let webroot = settings.http01Webroot {
+                responder = WebrootPublisher(webroot: webroot)
+            } else {
+                responder = HTTP01Responder(listen: settings.http01Listen)
+            }
             try await responder.start()
             do {
                 // RFC 9773 §5: name the certificate this order replaces when the CA offers ARI.

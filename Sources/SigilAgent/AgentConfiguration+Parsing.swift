@@ -173,7 +173,7 @@ struct ConfigReader {
     }
 
     mutating func acmeAuthority(_ node: Node, _ key: String) -> ACMEAuthority? {
-        guard let map = mapping(node, key, allowed: ["directory", "eab", "email", "ca_bundle", "profile", "challenge", "http01_listen", "http01_webroot"]) else { return nil }
+        guard let map = mapping(node, key, allowed: ["directory", "eab", "email", "ca_bundle", "profile", "challenge", "http01_listen", "http01_webroot", "dns01_hook", "dns01_wait"]) else { return nil }
         let directory = string(map, "directory", key, required: true)
         if let directory, URL(string: directory)?.scheme?.lowercased() != "https" {
             problem(map["directory"], "\(key).directory", "'\(directory)' must be an https:// URL (RFC 8555 §6.1)")
@@ -192,8 +192,24 @@ struct ConfigReader {
             problem(map["ca_bundle"], "\(key).ca_bundle", "cannot read \(bundle)")
         }
         authority.profile = string(map, "profile", key)
-        if let challenge = string(map, "challenge", key), challenge != "http-01" {
-            problem(map["challenge"], "\(key).challenge", "'\(challenge)' is not supported; the agent answers http-01")
+        let challenge = string(map, "challenge", key) ?? (map["dns01_hook"] != nil ? "dns-01" : "http-01")
+        switch challenge {
+        case "http-01":
+            for extra in ["dns01_hook", "dns01_wait"] where map[extra] != nil {
+                problem(map[extra], "\(key).\(extra)", "belongs to challenge: dns-01, not http-01")
+            }
+        case "dns-01":
+            for extra in ["http01_listen", "http01_webroot"] where map[extra] != nil {
+                problem(map[extra], "\(key).\(extra)", "belongs to challenge: http-01, not dns-01")
+            }
+            if let node = map["dns01_hook"] {
+                authority.dns01Hook = reloadCommand(node, "\(key).dns01_hook")
+            } else {
+                problem(node, "\(key).dns01_hook", "challenge: dns-01 needs the command that publishes the TXT record")
+            }
+            if let wait = duration(map, "dns01_wait", key) { authority.dns01Wait = wait }
+        default:
+            problem(map["challenge"], "\(key).challenge", "'\(challenge)' is not supported; the agent answers http-01 or dns-01")
         }
         if let listen = string(map, "http01_listen", key) {
             if HostPort(listen) == nil {
@@ -288,6 +304,10 @@ struct ConfigReader {
             case .sigil(var s): s.profile = profile; authority = .sigil(s)
             case nil: break
             }
+        }
+        // RFC 8555 §7.1.3: a CA validates a wildcard only by dns-01.
+        if case .acme(let acme) = authority, acme.dns01Hook == nil, let wildcard = names.first(where: { $0.hasPrefix("*.") }) {
+            problem(map["names"], "\(key).names", "'\(wildcard)' is a wildcard: ACME CAs validate those only by dns-01 (challenge: dns-01 with a dns01_hook)")
         }
         let keyTarget = target(map["key"], "\(key).key", defaultMode: 0o600, required: true)
         let certificateTarget = target(map["certificate"], "\(key).certificate", defaultMode: 0o644, required: true)

@@ -46,6 +46,10 @@ public struct ACMEAuthority: Sendable, Equatable {
     /// The document root of the web server that already answers http-01 on port 80; when
     /// set, challenges are files there and the built-in responder does not listen.
     public var http01Webroot: String?
+    /// dns-01 instead of http-01: the command that presents and cleans up the TXT record.
+    public var dns01Hook: ReloadCommand?
+    /// How long to wait after the hook presented a record before asking the CA to look.
+    public var dns01Wait: ValidityPeriod = ValidityPeriod(seconds: 0)
 
     public init(directory: String, eabKeyID: String? = nil, eabHMACFile: String? = nil, email: String? = nil, caBundle: String? = nil,
                 profile: String? = nil, http01Listen: String = "0.0.0.0:80") {

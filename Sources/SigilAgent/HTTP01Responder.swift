@@ -8,7 +8,7 @@ import Synchronization
 /// The built-in http-01 responder (RFC 8555 §8.3): answers
 /// `GET /.well-known/acme-challenge/TOKEN` with the key authorization while an order
 /// is being validated, 404 for anything else. It listens only while the agent needs it.
-public final class HTTP01Responder: HTTP01Solver {
+public final class HTTP01Responder: ChallengeSolver {
     private let tokens = Mutex<[String: String]>([:])
     private let channel: Mutex<Channel?> = Mutex(nil)
     /// host:port to bind.
@@ -18,12 +18,14 @@ public final class HTTP01Responder: HTTP01Solver {
         self.listen = listen
     }
 
-    public func publish(token: String, keyAuthorization: String) async throws {
+    public var challengeType: String { "http-01" }
+
+    public func publish(identifier: String, token: String, keyAuthorization: String) async throws {
         guard Self.isValidToken(token) else { throw SigilError(.verificationFailed, "the CA sent a challenge token that is not base64url") }
         tokens.withLock { $0[token] = keyAuthorization }
     }
 
-    public func withdraw(token: String) async {
+    public func withdraw(identifier: String, token: String, keyAuthorization: String) async {
         _ = tokens.withLock { $0.removeValue(forKey: token) }
     }
 

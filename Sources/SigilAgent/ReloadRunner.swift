@@ -1,27 +1,36 @@
 import Foundation
 import SigilCore
 
-/// Runs the reload command without a shell (unless configured as `sh -c`), with a
-/// timeout, and keeps its exit status and the end of its standard error.
+/// Runs the reload command after a deployment, with the certificate's name and files in
+/// its environment.
 public enum ReloadRunner {
+    public static func run(_ command: ReloadCommand, certificate: ManagedCertificate, scratch: String, now: @Sendable () -> Date) async -> ReloadResult {
+        await CommandRunner.run(command, environment: [
+            "SIGIL_AGENT_CERTIFICATE": certificate.name,
+            "SIGIL_AGENT_KEY": certificate.key.path,
+            "SIGIL_AGENT_CERT": certificate.certificate.path,
+            "SIGIL_AGENT_FULLCHAIN": certificate.fullchain?.path ?? "",
+        ], label: "reload-\(certificate.name)", scratch: scratch, now: now)
+    }
+}
+
+/// Runs an operator's command (a reload, a DNS hook) without a shell (unless configured
+/// as `sh -c`), with a timeout, and keeps its exit status and the end of its standard error.
+public enum CommandRunner {
     static let keptStderr = 4_096
 
-    public static func run(_ command: ReloadCommand, certificate: ManagedCertificate, scratch: String, now: @Sendable () -> Date) async -> ReloadResult {
+    public static func run(_ command: ReloadCommand, environment extra: [String: String], label: String, scratch: String,
+                           now: @Sendable () -> Date) async -> ReloadResult {
         guard let executable = resolve(command.argv[0]) else {
             return ReloadResult(at: now(), exitCode: nil, status: "not-started", stderr: "\(command.argv[0]): command not found")
         }
-        let stderrPath = "\(scratch)/.reload-\(certificate.name)-\(getpid()).err"
+        let stderrPath = "\(scratch)/.\(label)-\(getpid())-\(UInt32.random(in: 0 ... .max)).err"
         FileManager.default.createFile(atPath: stderrPath, contents: nil, attributes: [.posixPermissions: 0o600])
         defer { unlink(stderrPath) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = Array(command.argv.dropFirst())
-        var environment = ProcessInfo.processInfo.environment
-        environment["SIGIL_AGENT_CERTIFICATE"] = certificate.name
-        environment["SIGIL_AGENT_KEY"] = certificate.key.path
-        environment["SIGIL_AGENT_CERT"] = certificate.certificate.path
-        environment["SIGIL_AGENT_FULLCHAIN"] = certificate.fullchain?.path ?? ""
-        process.environment = environment
+        process.environment = ProcessInfo.processInfo.environment.merging(extra) { _, new in new }
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         guard let errorHandle = FileHandle(forWritingAtPath: stderrPath) else {

@@ -1,5 +1,9 @@
 """`sigil agent` in operation, against `sigil serve` on loopback.
 
+`dns01_hook`: a wildcard certificate through dns-01, the TXT records published by the
+operator's hook (here a script driving pebble-challtestsrv, the DNS server Sigil's validator
+asks); a failing hook is reported with its own words and nothing is deployed.
+
 `http01_webroot`: http-01 answered by a web server that already holds the
 port (here Python's `http.server`, standing in for nginx), the agent only writing the challenge
 files into its document root — against `sigil serve`'s ACME server with EAB.
@@ -23,6 +27,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography import x509
 
 from interop_helpers import describe
 from test_agent import AgentRun, SigilCA, agent_bin, chain_verifies, pair_matches, serial_of, stop, targets, wait_for  # noqa: F401 (fixture)
@@ -58,9 +63,17 @@ class WebServer:
 
 @pytest.fixture(scope="module")
 def webroot_ca(agent_bin, tmp_path_factory):
-    ca = SigilCA(agent_bin, tmp_path_factory.mktemp("agent-webroot-sigil"))
-    yield ca
-    ca.stop()
+    ca = SigilCA(agent_bin, tmp_path_factory.mktemp("agent-ops-sigil"))
+    try:
+        # The ACME provisioner also validates dns-01 (through pebble-challtestsrv's DNS).
+        ca.server.stop(timeout=20)
+        config = yaml.safe_load((ca.home / "sigil.yaml").read_text())
+        config["acme"]["provisioners"][0]["challenges"] = ["http-01", "dns-01"]
+        (ca.home / "sigil.yaml").write_text(yaml.safe_dump(config))
+        ca.restart()
+        yield ca
+    finally:
+        ca.stop()
 
 
 def acme_config(ca: SigilCA, work: Path, out: Path, webroot: Path, name: str) -> dict:
@@ -155,3 +168,68 @@ def test_sighup_reloads_the_configuration_between_passes(agent_bin, webroot_ca, 
     assert code == 0, log
     assert "agent stopped" in log
     assert log.count("agent started") == 3, log  # the first loop, after the good reload, after the refused one
+
+
+DNS_HOOK = """#!/usr/bin/env python3
+import json, os, sys, urllib.request
+action, record, value = os.environ["SIGIL_DNS01_ACTION"], os.environ["SIGIL_DNS01_RECORD"], os.environ["SIGIL_DNS01_VALUE"]
+with open({log!r}, "a") as f:
+    f.write(f"{{action}} {{os.environ['SIGIL_DNS01_DOMAIN']}} {{record}} {{value}} {{os.environ['SIGIL_AGENT_CERTIFICATE']}}\\n")
+if {fail!r}:
+    print("provider API: 403 zone is locked", file=sys.stderr)
+    sys.exit(3)
+body = {{"host": record, "value": value}} if action == "present" else {{"host": record}}
+path = "set-txt" if action == "present" else "clear-txt"
+urllib.request.urlopen(urllib.request.Request("http://127.0.0.1:{port}/" + path, data=json.dumps(body).encode(), method="POST"), timeout=10)
+"""
+
+
+def dns_agent(agent_bin: str, ca: SigilCA, work: Path, out: Path, name: str, names: list, fail: bool) -> tuple[AgentRun, Path]:
+    log = work / "hook.log"
+    hook = work / "dns-hook.py"
+    hook.write_text(DNS_HOOK.format(log=str(log), fail=fail, port=ca.dns.mgmt_port))
+    hook.chmod(0o755)
+    kid, hmac_file = ca.eab(f"dns-{name}")
+    agent = AgentRun(agent_bin, work, {
+        "state_dir": str(work / "state"),
+        "certificates": [{"name": name, "names": names, **targets(out, name),
+                          "ca": {"acme": {"directory": ca.directory, "eab": {"kid": kid, "hmac_file": str(hmac_file)},
+                                          "ca_bundle": str(ca.root), "profile": "classic", "challenge": "dns-01",
+                                          "dns01_hook": [str(hook)]}}}],
+    })
+    return agent, log
+
+
+def test_dns01_hook_obtains_a_wildcard(agent_bin, webroot_ca, tmp_path):
+    out = tmp_path / "tls"
+    out.mkdir()
+    agent, log = dns_agent(agent_bin, webroot_ca, tmp_path, out, "wild", ["hook.agent-dns.example.test", "*.hook.agent-dns.example.test"], fail=False)
+    p = agent("--once")
+    assert p.returncode == 0, describe(p) + "\n--- hook ---\n" + (log.read_text() if log.exists() else "(never ran)")
+    crt, key = out / "wild.crt", out / "wild.key"
+    assert pair_matches(key, crt) and chain_verifies(webroot_ca.root, out / "wild.chain.pem", crt)
+    cert = x509.load_pem_x509_certificate(crt.read_bytes())
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert sorted(sans) == ["*.hook.agent-dns.example.test", "hook.agent-dns.example.test"]
+    calls = [line.split() for line in log.read_text().splitlines()]
+    # One authorization at a time: present, cleanup, present, cleanup — both at the base domain's record.
+    assert [c[0] for c in calls] == ["present", "cleanup", "present", "cleanup"], calls
+    assert {c[2] for c in calls} == {"_acme-challenge.hook.agent-dns.example.test."}
+    assert all(c[4] == "wild" for c in calls)
+    values = [c[3] for c in calls if c[0] == "present"]
+    assert len(set(values)) == 2 and all(len(v) == 43 and set(v) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") for v in values)
+    assert [c[3] for c in calls if c[0] == "cleanup"] == values, "cleanup names the value it removes"
+
+
+def test_dns01_hook_failure_is_reported_in_its_own_words(agent_bin, webroot_ca, tmp_path):
+    out = tmp_path / "tls"
+    out.mkdir()
+    agent, log = dns_agent(agent_bin, webroot_ca, tmp_path, out, "locked", ["locked.agent-dns.example.test"], fail=True)
+    p = agent("--once")
+    assert p.returncode == 1, describe(p)
+    assert "dns-01 hook could not present _acme-challenge.locked.agent-dns.example.test." in p.stderr, describe(p)
+    assert "403 zone is locked" in p.stderr, describe(p)
+    assert not (out / "locked.crt").exists() and not (out / "locked.key").exists()
+    assert [line.split()[0] for line in log.read_text().splitlines()] == ["present"]
+    st = agent.status()["locked"]
+    assert st["consecutive_failures"] == 1 and "403 zone is locked" in st["last_error"]
