@@ -5,6 +5,7 @@ import NIOPosix
 import SQLKit
 import SQLiteKit
 import SQLiteNIO
+import Synchronization
 
 /// The embedded default: SQLite in WAL mode with `synchronous=FULL`, so a
 /// committed write survives a crash or power loss.
@@ -18,6 +19,7 @@ public final class SQLiteStore: Store {
     private let writer: SQLiteConnection
     private let reader: SQLiteConnection
     private let queue: WriteQueue
+    private let gate = OperationGate()
     public let path: String
 
     /// Opens (and creates) the database at `path`. `":memory:"` is not supported:
@@ -48,20 +50,30 @@ public final class SQLiteStore: Store {
     }
 
     public func migrate() async throws {
-        try await queue.migrate()
+        try await gate.run { try await queue.migrate() }
     }
 
     public func read<T: Sendable>(_ body: @escaping @Sendable (any StoreSession) async throws -> T) async throws -> T {
-        try await body(SQLSession(reader.sql(queryLogLevel: nil)))
+        try await gate.run { try await body(SQLSession(reader.sql(queryLogLevel: nil))) }
     }
 
     public func write<T: Sendable>(_ body: @escaping @Sendable (any StoreSession) async throws -> T) async throws -> T {
-        let value = try await queue.submit { session in try await body(session) }
+        let value = try await gate.run { try await queue.submit { session in try await body(session) } }
         // The queue erases types; `body` produced this value.
         return value as! T
     }
 
+    /// Refuses new work, waits for the work in flight, then closes both connections.
+    ///
+    /// SQLiteNIO's `close` frees the connection on a thread of its pool without waiting for
+    /// statements other threads of that pool are running on it; a read still in flight (a
+    /// background task's, during shutdown) then steps on freed memory. Hence the gate. Work
+    /// still running after `drainLimit` (a statement stuck on a lock) keeps its connection
+    /// open: a leaked handle at exit is better than a crash.
     public func close() async throws {
+        guard await gate.closeAndDrain(limit: .seconds(30)) else {
+            throw StoreError(.unavailable, "the SQLite database \(path) is still busy after 30 s; its connections are left open")
+        }
         try await writer.close().get()
         try await reader.close().get()
     }
@@ -70,18 +82,47 @@ public final class SQLiteStore: Store {
     /// few distinct values (issuer, source) do not steer queries away from the sort's index.
     /// `sigil serve` runs it at start and every hour.
     public func optimize() async throws {
-        _ = try await queue.submit { session in
-            try await (session as! SQLSession).execute(unsafeSQL: "PRAGMA analysis_limit = 1000")
-            try await (session as! SQLSession).execute(unsafeSQL: "ANALYZE")
-            return true
+        _ = try await gate.run {
+            try await queue.submit { session in
+                try await (session as! SQLSession).execute(unsafeSQL: "PRAGMA analysis_limit = 1000")
+                try await (session as! SQLSession).execute(unsafeSQL: "ANALYZE")
+                return true
+            }
         }
     }
 
     /// Runs `PRAGMA integrity_check`; returns the problems found (empty when sound).
     public func integrityCheck() async throws -> [String] {
-        let rows = try await reader.sql().raw("PRAGMA integrity_check").all()
+        let rows = try await gate.run { try await reader.sql().raw("PRAGMA integrity_check").all() }
         let lines = try rows.map { try $0.decode(column: "integrity_check", as: String.self) }
         return lines == ["ok"] ? [] : lines
+    }
+}
+
+/// Counts the store's operations in flight, so that closing waits for them and refuses
+/// new ones (`SQLiteStore.close`).
+final class OperationGate: Sendable {
+    private let state = Mutex<(closed: Bool, running: Int)>((false, 0))
+
+    func run<T>(_ body: () async throws -> T) async throws -> T {
+        try state.withLock { state in
+            guard !state.closed else { throw StoreError(.unavailable, "the database is closed") }
+            state.running += 1
+        }
+        defer { state.withLock { $0.running -= 1 } }
+        return try await body()
+    }
+
+    /// Refuses new operations and waits up to `limit` for the running ones; false when some
+    /// are still running.
+    func closeAndDrain(limit: Duration) async -> Bool {
+        state.withLock { $0.closed = true }
+        let deadline = ContinuousClock.now + limit
+        while state.withLock({ $0.running }) > 0 {
+            guard ContinuousClock.now < deadline else { return false }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return true
     }
 }
 
