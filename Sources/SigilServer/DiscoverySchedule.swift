@@ -23,9 +23,9 @@ public struct DiscoverySchedule: Sendable, Decodable, Equatable {
 
     /// Checks everything before the server starts: a bad schedule is a configuration error, not a log line every six hours.
     public func validated() throws -> (interval: Duration, targets: ScanTargets?, paths: [String], timeout: Duration) {
-        let seconds = try DurationText.seconds(interval ?? "6h", what: "discovery.interval")
+        let seconds = try DurationText.parse(interval ?? "6h", what: "discovery.interval")
         guard seconds >= 60 else { throw SigilError.badInput("discovery.interval must be at least 1m") }
-        let timeout = try DurationText.seconds(self.timeout ?? "5s", what: "discovery.timeout")
+        let timeout = try DurationText.parse(self.timeout ?? "5s", what: "discovery.timeout")
         var parsed: ScanTargets?
         if let targets, !targets.isEmpty {
             parsed = try Discovery.targets(targets, ports: ports, serverName: nil)
@@ -118,12 +118,5 @@ struct DiscoveryScheduleService: Service {
                 logger.error("scheduled import failed: \(error)")
             }
         }
-    }
-}
-
-extension DurationText {
-    /// `6h`, `30m`, `5s`, `1d`, as SigilError (configuration files are not HTTP requests).
-    static func seconds(_ text: String, what: String) throws -> TimeInterval {
-        try parse(text, what: what)
     }
 }

@@ -192,23 +192,21 @@ def targets(d: Path, name: str) -> dict:
 # ------------------------------------------------------------------------------------ Sigil as the CA
 
 
-class ChallTestSrv:
-    """pebble-challtestsrv as a DNS server only (A 127.0.0.1 for every name)."""
+class LoopbackProcess:
+    """A helper server run as a subprocess: up once `port` on 127.0.0.1 accepts connections,
+    stopped by PID."""
 
-    def __init__(self, logdir: Path):
-        self.dns_port = free_port()
-        self.mgmt_port = free_port()
-        self.log = logdir / f"challtestsrv-{self.dns_port}.log"
-        self.proc = subprocess.Popen(
-            [_tool("pebble-challtestsrv"), "-dns01", f"127.0.0.1:{self.dns_port}", "-management", f"127.0.0.1:{self.mgmt_port}",
-             "-http01", "", "-https01", "", "-tlsalpn01", "", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""],
-            stdin=subprocess.DEVNULL, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for(lambda: self._up(), 20, "pebble-challtestsrv")
+    def __init__(self, argv: list, log: Path, port: int, what: str, timeout: float):
+        self.log = log
+        self.port = port
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        wait_for(self._up, timeout, what)
 
     def _up(self) -> bool:
         assert self.proc.poll() is None, self.log.read_text()
         try:
-            with socket.create_connection(("127.0.0.1", self.mgmt_port), timeout=1):
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
                 return True
         except OSError:
             return False
@@ -221,6 +219,18 @@ class ChallTestSrv:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+
+
+class ChallTestSrv(LoopbackProcess):
+    """pebble-challtestsrv as a DNS server only (A 127.0.0.1 for every name)."""
+
+    def __init__(self, logdir: Path):
+        self.dns_port = free_port()
+        self.mgmt_port = free_port()
+        super().__init__(
+            [_tool("pebble-challtestsrv"), "-dns01", f"127.0.0.1:{self.dns_port}", "-management", f"127.0.0.1:{self.mgmt_port}",
+             "-http01", "", "-https01", "", "-tlsalpn01", "", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""],
+            logdir / f"challtestsrv-{self.dns_port}.log", self.mgmt_port, "pebble-challtestsrv", 20)
 
 
 class SigilCA:

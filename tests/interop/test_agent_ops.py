@@ -20,7 +20,6 @@ the configuration it had; SIGTERM still stops it cleanly.
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -30,35 +29,15 @@ import yaml
 from cryptography import x509
 
 from interop_helpers import describe
-from test_agent import AgentRun, SigilCA, agent_bin, chain_verifies, pair_matches, serial_of, stop, targets, wait_for  # noqa: F401 (fixture)
+from test_agent import AgentRun, LoopbackProcess, SigilCA, agent_bin, chain_verifies, pair_matches, serial_of, stop, targets, wait_for  # noqa: F401 (fixture)
 
 
-class WebServer:
+class WebServer(LoopbackProcess):
     """`python -m http.server` on the CA's http-01 port, serving `root`, logging requests."""
 
     def __init__(self, root: Path, port: int, log: Path):
-        self.log = log
-        self.port = port
-        self.proc = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(root), str(port)],
-                                     stdin=subprocess.DEVNULL, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for(self._up, 30, "the web server")
-
-    def _up(self) -> bool:
-        assert self.proc.poll() is None, self.log.read_text()
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                return True
-        except OSError:
-            return False
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        super().__init__([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(root), str(port)],
+                         log, port, "the web server", 30)
 
 
 @pytest.fixture(scope="module")
